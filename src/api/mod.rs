@@ -1,0 +1,12 @@
+//! The Journey API: the only module that knows the YAML shape.
+
+pub mod annotations;
+pub mod crd;
+pub mod duration;
+pub mod journey;
+pub mod lifecycle;
+pub mod status;
+
+pub use journey::{Journey, JourneySpec};
+pub use lifecycle::JourneyState;
+pub use status::{JourneyStatus, Phase};

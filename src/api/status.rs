@@ -1,0 +1,144 @@
+//! What the operator observed: written by the controller only, through the status subresource.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::KubeSchema;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::journey::PauseMode;
+
+/// What the journey engine is really doing.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Draft,
+    /// Published, waiting for `schedule.startAt`.
+    Scheduled,
+    Live,
+    Paused,
+    /// Resumed: fresh entrances are admitted, held profiles are being released.
+    Resuming,
+    /// Closed or past `schedule.endAt`: no new entrances, profiles inside finishing.
+    Closing,
+    Completed,
+    Stopped,
+}
+
+/// Condition types, always all present with an explicit status.
+pub mod condition_types {
+    pub const READY: &str = "Ready";
+    pub const RECONCILING: &str = "Reconciling";
+    pub const STALLED: &str = "Stalled";
+    pub const PUBLISHED: &str = "Published";
+    pub const PAUSED: &str = "Paused";
+    pub const RESUMING: &str = "Resuming";
+    pub const COMPLETED: &str = "Completed";
+    pub const STOPPED: &str = "Stopped";
+    pub const ALL: [&str; 8] = [
+        READY,
+        RECONCILING,
+        STALLED,
+        PUBLISHED,
+        PAUSED,
+        RESUMING,
+        COMPLETED,
+        STOPPED,
+    ];
+}
+
+/// Observed state of a Journey.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct JourneyStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// Engine version number of the published definition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<i64>,
+    /// Content hash of the published definition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definition_hash: Option<String>,
+    /// Ready, Reconciling, Stalled (kstatus) and Published, Paused, Resuming, Completed,
+    /// Stopped; all always present.
+    #[serde(default)]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profiles: Option<ProfileCounts>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<PauseStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<ResumeStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<RunStatus>,
+    /// The last `journey.dev/run-requested-at` token handled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_run_request: Option<String>,
+    /// The last `journey.dev/full-run-requested-at` token handled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_full_run_request: Option<String>,
+    /// The last `journey.dev/restart-requested-at` token handled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_restart_request: Option<String>,
+    /// The last 10 lifecycle transitions, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<Transition>,
+}
+
+/// Profiles by state, for the journey's current epoch.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ProfileCounts {
+    pub entered: i64,
+    pub active: i64,
+    pub waiting: i64,
+    pub held: i64,
+    pub queued: i64,
+    pub discarded: i64,
+    pub excluded: i64,
+    pub exited: i64,
+    pub completed: i64,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PauseStatus {
+    pub since: Time,
+    pub mode: PauseMode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When `onExpiry` happens.
+    pub expires_at: Time,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ResumeStatus {
+    pub started_at: Time,
+    /// Held profiles to release.
+    pub total: i64,
+    pub released: i64,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RunStatus {
+    pub started_at: Time,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Time>,
+    pub entered: i64,
+    /// Succeeded, Running, Skipped or Failed.
+    pub outcome: String,
+}
+
+/// One lifecycle transition.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Transition {
+    pub from: Phase,
+    pub to: Phase,
+    pub at: Time,
+    pub reason: String,
+}

@@ -1,0 +1,4 @@
+//! journey-operator: declarative, GitOps-native lifecycle for customer journeys.
+
+pub mod api;
+pub mod control_plane;
