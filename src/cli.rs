@@ -66,7 +66,8 @@ fn control_plane(args: ControlPlaneArgs) -> anyhow::Result<()> {
         kube_apiserver: args.kube_apiserver.clone(),
         etcd: etcd.clone(),
     };
-    let mut plane = LocalControlPlane::start(&config).context("starting the local control plane")?;
+    let mut plane =
+        LocalControlPlane::start(&config).context("starting the local control plane")?;
     println!(
         "control plane ready: kube-apiserver {} ({}) at {}, etcd {}",
         args.kube_apiserver.display(),

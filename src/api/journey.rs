@@ -306,7 +306,10 @@ pub struct ExitCriterion {
 #[x_kube(validation = Rule::new("[has(self.wait), has(self.waitForEvent), has(self.condition), has(self.action), has(self.exit)].filter(k, k).size() == 1").message("a step needs exactly one of wait, waitForEvent, condition, action or exit"))]
 pub struct Step {
     /// Unique step id (a DNS label). Profiles keep their place by id across versions.
-    #[schemars(length(min = 1, max = 63), pattern(crate::api::journey::DNS_LABEL_PATTERN))]
+    #[schemars(
+        length(min = 1, max = 63),
+        pattern(crate::api::journey::DNS_LABEL_PATTERN)
+    )]
     pub id: String,
     /// Wait a duration or until a time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -398,7 +401,10 @@ pub struct ActionStep {
     pub channel: Channel,
     /// A destination *name* from the operator's configured allow-list (never a URL).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 63), pattern(crate::api::journey::DNS_LABEL_PATTERN))]
+    #[schemars(
+        length(min = 1, max = 63),
+        pattern(crate::api::journey::DNS_LABEL_PATTERN)
+    )]
     pub destination: Option<String>,
     /// The message: template, subject, body… free-form, passed to the destination as is.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -83,12 +83,20 @@ pub const TRANSITIONS: &[Transitions] = &[
     },
     Transitions {
         from: JourneyState::Published,
-        to: &[JourneyState::Paused, JourneyState::Closed, JourneyState::Stopped],
+        to: &[
+            JourneyState::Paused,
+            JourneyState::Closed,
+            JourneyState::Stopped,
+        ],
         message: "a published journey cannot return to Draft; pause it, close it, or copy it under a new name",
     },
     Transitions {
         from: JourneyState::Paused,
-        to: &[JourneyState::Published, JourneyState::Closed, JourneyState::Stopped],
+        to: &[
+            JourneyState::Published,
+            JourneyState::Closed,
+            JourneyState::Stopped,
+        ],
         message: "a published journey cannot return to Draft; set state Published to resume it, Closed to drain it, or copy it under a new name",
     },
     Transitions {
@@ -252,7 +260,11 @@ pub fn spec_transition_rules() -> Vec<GeneratedRule> {
             None
         };
         rules.push(GeneratedRule {
-            rule: format!("{} || ({})", allowed_when.join(" || "), unchanged.join(" && ")),
+            rule: format!(
+                "{} || ({})",
+                allowed_when.join(" || "),
+                unchanged.join(" && ")
+            ),
             message: lock.message,
             field_path,
         });
@@ -303,11 +315,23 @@ mod tests {
     #[test]
     fn locks_follow_the_seeds() {
         use JourneyState::*;
-        assert!(change_allowed(Lock::GlobalFilterNeedsPause, Published, Paused));
-        assert!(!change_allowed(Lock::GlobalFilterNeedsPause, Paused, Published));
+        assert!(change_allowed(
+            Lock::GlobalFilterNeedsPause,
+            Published,
+            Paused
+        ));
+        assert!(!change_allowed(
+            Lock::GlobalFilterNeedsPause,
+            Paused,
+            Published
+        ));
         assert!(change_allowed(Lock::EntryExitNeedPause, Draft, Published));
         assert!(change_allowed(Lock::EntryExitNeedPause, Published, Paused));
-        assert!(!change_allowed(Lock::EntryExitNeedPause, Published, Published));
+        assert!(!change_allowed(
+            Lock::EntryExitNeedPause,
+            Published,
+            Published
+        ));
         assert!(!change_allowed(Lock::EntryExitNeedPause, Paused, Published));
         assert!(!change_allowed(Lock::StoppedFrozen, Stopped, Stopped));
     }

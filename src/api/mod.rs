@@ -1,5 +1,6 @@
 //! The Journey API: the only module that knows the YAML shape.
 
+pub mod admission;
 pub mod annotations;
 pub mod crd;
 pub mod duration;

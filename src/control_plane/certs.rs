@@ -96,7 +96,9 @@ fn sign_client(
     params.distinguished_name.push(DnType::CommonName, user);
     // The apiserver reads groups from O entries; rcgen keeps one entry per attribute type.
     if let Some(group) = group {
-        params.distinguished_name.push(DnType::OrganizationName, group);
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, group);
     }
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];

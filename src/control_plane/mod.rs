@@ -258,7 +258,10 @@ impl LocalControlPlane {
 
     /// Returns the first child that has exited, for supervision.
     pub fn exited(&mut self) -> Option<(&'static str, String)> {
-        for (name, child) in [("kube-apiserver", &mut self.apiserver), ("etcd", &mut self.etcd)] {
+        for (name, child) in [
+            ("kube-apiserver", &mut self.apiserver),
+            ("etcd", &mut self.etcd),
+        ] {
             if let Ok(Some(status)) = child.try_wait() {
                 return Some((name, status.to_string()));
             }
@@ -272,4 +275,3 @@ impl Drop for LocalControlPlane {
         self.stop();
     }
 }
-

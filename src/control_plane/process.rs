@@ -19,7 +19,11 @@ pub(crate) fn tail(path: &Path, n: usize) -> String {
 
 /// Spawns `program` with its output in `log`. The child gets SIGKILL if the thread that
 /// spawned it dies, so a crashed or killed parent never leaves etcd or an apiserver behind.
-pub(crate) fn spawn(program: &Path, args: &[String], log: &Path) -> Result<Child, ControlPlaneError> {
+pub(crate) fn spawn(
+    program: &Path,
+    args: &[String],
+    log: &Path,
+) -> Result<Child, ControlPlaneError> {
     let out = File::create(log).map_err(io_err(format!("creating {}", log.display())))?;
     let err = out
         .try_clone()

@@ -1,0 +1,7 @@
+//! Integration tests against the real local control plane started by `hack/test.sh`.
+
+mod admission;
+mod control_plane;
+mod crd;
+mod examples;
+mod support;

@@ -1,0 +1,153 @@
+//! Test support: the real control plane started by `hack/test.sh`, the real kubectl, a fresh
+//! namespace per test, and diagnostics when a test fails.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::{Client, ResourceExt};
+use tokio::sync::OnceCell;
+
+pub const FIELD_MANAGER: &str = "journey-operator-tests";
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests with hack/test.sh, which starts the control plane")
+    })
+}
+
+/// The control plane's directory (certificates, audit log).
+pub fn control_plane_dir() -> PathBuf {
+    PathBuf::from(env("CONTROL_PLANE_DIR"))
+}
+
+pub fn kubeconfig() -> PathBuf {
+    PathBuf::from(env("KUBECONFIG"))
+}
+
+/// A client for the admin identity of the local control plane.
+pub async fn client() -> Client {
+    let _ = kubeconfig();
+    Client::try_default()
+        .await
+        .expect("connecting to the local control plane")
+}
+
+/// A client for the identity of another kubeconfig file.
+pub async fn client_for(kubeconfig: &std::path::Path) -> Client {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig).expect("reading kubeconfig");
+    let config =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .expect("kubeconfig");
+    Client::try_from(config).expect("client")
+}
+
+static CRDS: OnceCell<()> = OnceCell::const_new();
+
+/// Installs `crds/` (once per test process) and waits until the apiserver serves them.
+pub async fn install_crds() {
+    CRDS.get_or_init(|| async {
+        let client = client().await;
+        let api: Api<CustomResourceDefinition> = Api::all(client);
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/crds/journeys.journey.dev.yaml"
+        ))
+        .expect("reading crds/");
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let crd: CustomResourceDefinition =
+                serde::Deserialize::deserialize(doc).expect("parsing a CRD");
+            let name = crd.name_any();
+            api.patch(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&crd),
+            )
+            .await
+            .expect("installing a CRD");
+            tokio::time::timeout(
+                Duration::from_secs(30),
+                await_condition(api.clone(), &name, conditions::is_crd_established()),
+            )
+            .await
+            .expect("CRD established in time")
+            .expect("watching the CRD");
+        }
+    })
+    .await;
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh namespace of its own for one test.
+pub async fn namespace(client: &Client, prefix: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let name = format!("{prefix}-{}-{n}", std::process::id());
+    let api: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "labels": {"journey.dev/test": prefix}}
+    }))
+    .expect("namespace");
+    api.create(&PostParams::default(), &ns)
+        .await
+        .expect("creating the test namespace");
+    name
+}
+
+/// What a kubectl invocation printed.
+#[derive(Debug)]
+pub struct KubectlOutput {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the real kubectl, as a user would type it, against the local control plane.
+pub fn kubectl(args: &[&str], stdin: Option<&str>) -> KubectlOutput {
+    kubectl_as(&kubeconfig(), args, stdin)
+}
+
+pub fn kubectl_as(
+    kubeconfig: &std::path::Path,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> KubectlOutput {
+    let program = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into());
+    let mut child = Command::new(program)
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running kubectl");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("writing kubectl's stdin");
+    } else {
+        drop(child.stdin.take());
+    }
+    let out = child.wait_with_output().expect("kubectl output");
+    KubectlOutput {
+        success: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Prints the namespace's Journeys as YAML: call before failing an assertion.
+pub fn dump_journeys(namespace: &str) -> String {
+    let out = kubectl(&["get", "journeys", "-n", namespace, "-o", "yaml"], None);
+    format!("--- journeys in {namespace}:\n{}{}", out.stdout, out.stderr)
+}
