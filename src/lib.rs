@@ -2,3 +2,4 @@
 
 pub mod api;
 pub mod control_plane;
+pub mod engine;

@@ -7,6 +7,7 @@ pub mod duration;
 pub mod journey;
 pub mod lifecycle;
 pub mod status;
+pub mod validate;
 
 pub use journey::{Journey, JourneySpec};
 pub use lifecycle::JourneyState;

@@ -1,0 +1,189 @@
+//! The async API the controller (and later the HTTP data plane) uses.
+//!
+//! Both traits are object safe: every method returns a boxed `'static`
+//! future ([`BoxFuture`]), so the controller can hold an
+//! `Arc<dyn JourneyEngine>` and swap the SQLite-backed engine for a
+//! PostgreSQL-backed one (or a fake in tests) without generics. The futures
+//! run the synchronous store work on tokio's blocking pool.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+use super::core::Engine;
+use super::definition::Definition;
+use super::error::{EngineError, Result};
+use super::lifecycle::{
+    AppliedVersion, DesiredLifecycle, RequestKind, RequestOutcome, StatusSnapshot,
+};
+use super::store::{Delivery, RunRecord, Store};
+
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// Control-plane API used by the controller. Journeys are identified by a key
+/// (the operator uses `"namespace/name"`).
+pub trait JourneyEngine: Send + Sync {
+    /// Stores the definition; returns version and content hash (idempotent on content).
+    fn apply_definition(
+        &self,
+        key: &str,
+        definition: Definition,
+    ) -> BoxFuture<Result<AppliedVersion>>;
+    /// Sets the desired lifecycle; returns the resulting status.
+    fn set_lifecycle(
+        &self,
+        key: &str,
+        desired: DesiredLifecycle,
+    ) -> BoxFuture<Result<StatusSnapshot>>;
+    /// Status snapshot, or `None` when the engine does not know the key.
+    fn status(&self, key: &str) -> BoxFuture<Result<Option<StatusSnapshot>>>;
+    /// Run now / full run / restart, carried by an opaque token handled exactly once.
+    fn request(
+        &self,
+        key: &str,
+        kind: RequestKind,
+        token: &str,
+    ) -> BoxFuture<Result<RequestOutcome>>;
+    /// Removes the journey and its data; `false` when unknown.
+    fn delete(&self, key: &str) -> BoxFuture<Result<bool>>;
+    /// Change stream: keys of journeys whose status changed. Lagging receivers
+    /// get `RecvError::Lagged` and should resync every journey.
+    fn changes(&self) -> broadcast::Receiver<String>;
+}
+
+/// Data-plane API.
+pub trait DataPlane: Send + Sync {
+    fn upsert_profile(&self, id: &str, attributes: serde_json::Value) -> BoxFuture<Result<()>>;
+    fn ingest_event(
+        &self,
+        profile_id: &str,
+        name: &str,
+        payload: serde_json::Value,
+    ) -> BoxFuture<Result<()>>;
+    fn list_deliveries(
+        &self,
+        key: Option<&str>,
+        profile_id: Option<&str>,
+        limit: Option<i64>,
+    ) -> BoxFuture<Result<Vec<Delivery>>>;
+    fn run_history(&self, key: &str, limit: i64) -> BoxFuture<Result<Vec<RunRecord>>>;
+}
+
+fn blocking<T, F>(f: F) -> BoxFuture<Result<T>>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T> + Send + 'static,
+{
+    Box::pin(async move {
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| EngineError::Task(e.to_string()))?
+    })
+}
+
+impl<S: Store> JourneyEngine for Engine<S> {
+    fn apply_definition(
+        &self,
+        key: &str,
+        definition: Definition,
+    ) -> BoxFuture<Result<AppliedVersion>> {
+        let (e, k) = (self.clone(), key.to_string());
+        blocking(move || e.apply_definition_blocking(&k, &definition))
+    }
+    fn set_lifecycle(
+        &self,
+        key: &str,
+        desired: DesiredLifecycle,
+    ) -> BoxFuture<Result<StatusSnapshot>> {
+        let (e, k) = (self.clone(), key.to_string());
+        blocking(move || e.set_lifecycle_blocking(&k, desired))
+    }
+    fn status(&self, key: &str) -> BoxFuture<Result<Option<StatusSnapshot>>> {
+        let (e, k) = (self.clone(), key.to_string());
+        blocking(move || e.status_blocking(&k))
+    }
+    fn request(
+        &self,
+        key: &str,
+        kind: RequestKind,
+        token: &str,
+    ) -> BoxFuture<Result<RequestOutcome>> {
+        let (e, k, t) = (self.clone(), key.to_string(), token.to_string());
+        blocking(move || e.request_blocking(&k, kind, &t))
+    }
+    fn delete(&self, key: &str) -> BoxFuture<Result<bool>> {
+        let (e, k) = (self.clone(), key.to_string());
+        blocking(move || e.delete_blocking(&k))
+    }
+    fn changes(&self) -> broadcast::Receiver<String> {
+        self.subscribe()
+    }
+}
+
+impl<S: Store> DataPlane for Engine<S> {
+    fn upsert_profile(&self, id: &str, attributes: serde_json::Value) -> BoxFuture<Result<()>> {
+        let (e, id) = (self.clone(), id.to_string());
+        blocking(move || e.upsert_profile_blocking(&id, attributes))
+    }
+    fn ingest_event(
+        &self,
+        profile_id: &str,
+        name: &str,
+        payload: serde_json::Value,
+    ) -> BoxFuture<Result<()>> {
+        let (e, p, n) = (self.clone(), profile_id.to_string(), name.to_string());
+        blocking(move || e.ingest_event_blocking(&p, &n, payload))
+    }
+    fn list_deliveries(
+        &self,
+        key: Option<&str>,
+        profile_id: Option<&str>,
+        limit: Option<i64>,
+    ) -> BoxFuture<Result<Vec<Delivery>>> {
+        let (e, k, p) = (
+            self.clone(),
+            key.map(str::to_string),
+            profile_id.map(str::to_string),
+        );
+        blocking(move || e.list_deliveries_blocking(k.as_deref(), p.as_deref(), limit))
+    }
+    fn run_history(&self, key: &str, limit: i64) -> BoxFuture<Result<Vec<RunRecord>>> {
+        let (e, k) = (self.clone(), key.to_string());
+        blocking(move || e.run_history_blocking(&k, limit))
+    }
+}
+
+impl<S: Store> Engine<S> {
+    /// Spawns the background scheduler: ticks whenever woken by a mutation or
+    /// every `idle_interval`, until the handle is aborted. Use with a real
+    /// clock; tests drive [`Engine::tick`] by hand with a virtual clock.
+    pub fn spawn_scheduler(&self, idle_interval: Duration) -> JoinHandle<()> {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let e = engine.clone();
+                let r = tokio::task::spawn_blocking(move || e.tick()).await;
+                let busy = match r {
+                    Ok(Ok(rep)) => !rep.is_idle(),
+                    Ok(Err(err)) => {
+                        tracing::error!(%err, "scheduler tick failed");
+                        false
+                    }
+                    Err(err) => {
+                        tracing::error!(%err, "scheduler task failed");
+                        false
+                    }
+                };
+                if !busy {
+                    tokio::select! {
+                        _ = engine.inner.wake.notified() => {}
+                        _ = tokio::time::sleep(idle_interval) => {}
+                    }
+                }
+            }
+        })
+    }
+}

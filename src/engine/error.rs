@@ -1,0 +1,74 @@
+//! Engine errors.
+
+use thiserror::Error;
+
+/// Every error the engine returns. Variants carry enough context (journey key,
+/// field path, expression) to be shown to a user as is.
+#[derive(Debug, Error)]
+pub enum EngineError {
+    #[error("invalid definition: {0}")]
+    InvalidDefinition(String),
+    #[error("invalid duration {value:?}: expected Go-style ^([0-9]+(h|m|s))+$")]
+    InvalidDuration { value: String },
+    #[error("invalid CEL expression {expr:?}: {message}")]
+    CelCompile { expr: String, message: String },
+    #[error("CEL evaluation of {expr:?} failed: {message}")]
+    CelEval { expr: String, message: String },
+    #[error("invalid cron schedule {cron:?} in time zone {tz:?}: {message}")]
+    InvalidSchedule {
+        cron: String,
+        tz: String,
+        message: String,
+    },
+    #[error("journey {0:?} not found")]
+    NotFound(String),
+    #[error("journey {key:?} has no published definition")]
+    NoDefinition { key: String },
+    #[error("illegal lifecycle transition for {key:?}: {from} -> {to}: {why}")]
+    IllegalTransition {
+        key: String,
+        from: String,
+        to: String,
+        why: String,
+    },
+    #[error("unknown destination {name:?} in step {step:?}")]
+    UnknownDestination { step: String, name: String },
+    #[error("invalid destination configuration: {0}")]
+    InvalidConfig(String),
+    #[error("storage error during {context}: {source}")]
+    Sqlite {
+        context: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("corrupt stored data ({context}): {message}")]
+    Corrupt {
+        context: &'static str,
+        message: String,
+    },
+    #[error("json error ({context}): {source}")]
+    Json {
+        context: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("background task failed: {0}")]
+    Task(String),
+}
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+/// Attaches a context string to a rusqlite error.
+pub(crate) trait SqlCtx<T> {
+    fn ctx(self, context: &'static str) -> Result<T>;
+}
+
+impl<T> SqlCtx<T> for std::result::Result<T, rusqlite::Error> {
+    fn ctx(self, context: &'static str) -> Result<T> {
+        self.map_err(|source| EngineError::Sqlite { context, source })
+    }
+}
+
+pub(crate) fn json_err(context: &'static str) -> impl FnOnce(serde_json::Error) -> EngineError {
+    move |source| EngineError::Json { context, source }
+}

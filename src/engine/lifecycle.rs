@@ -1,0 +1,335 @@
+//! Lifecycle types: what the controller asks for ([`DesiredLifecycle`]), what
+//! the engine reports ([`Phase`], [`StatusSnapshot`]), and the per-journey
+//! runtime state persisted by the engine ([`Runtime`]).
+
+use serde::{Deserialize, Serialize};
+
+use super::clock::Millis;
+use super::definition::{MAX_PAUSE_MS, OnExpiry, PauseEntries, PauseMode, PauseWaits};
+use super::store::RunRecord;
+
+/// Options of a pause (the Journey `spec.pause` plus the global filter).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PauseOptions {
+    pub mode: PauseMode,
+    pub entries: PauseEntries,
+    pub waits: PauseWaits,
+    /// Milliseconds; capped at 336h (the default).
+    pub max_duration_ms: i64,
+    pub on_expiry: OnExpiry,
+    pub reason: Option<String>,
+    /// CEL over `profile`; profiles matching are excluded at their next action
+    /// step. It can only change while paused and stays in force after resume
+    /// until a later pause changes or removes it.
+    pub global_filter: Option<String>,
+}
+
+impl Default for PauseOptions {
+    fn default() -> Self {
+        Self {
+            mode: PauseMode::Hold,
+            entries: PauseEntries::Discard,
+            waits: PauseWaits::Continue,
+            max_duration_ms: MAX_PAUSE_MS,
+            on_expiry: OnExpiry::Resume,
+            reason: None,
+            global_filter: None,
+        }
+    }
+}
+
+/// The lifecycle the controller sets (the Journey `spec.state`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(tag = "state")]
+pub enum DesiredLifecycle {
+    #[default]
+    Draft,
+    Published,
+    Paused(PauseOptions),
+    Closed,
+    Stopped,
+}
+
+impl DesiredLifecycle {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Draft => "Draft",
+            Self::Published => "Published",
+            Self::Paused(_) => "Paused",
+            Self::Closed => "Closed",
+            Self::Stopped => "Stopped",
+        }
+    }
+}
+
+/// A lifecycle command (alias kept for the controller's vocabulary).
+pub type LifecycleCommand = DesiredLifecycle;
+
+/// The phase the engine reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Phase {
+    #[default]
+    Draft,
+    Scheduled,
+    Live,
+    Paused,
+    Resuming,
+    Closing,
+    Completed,
+    Stopped,
+}
+
+impl Phase {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Draft => "Draft",
+            Self::Scheduled => "Scheduled",
+            Self::Live => "Live",
+            Self::Paused => "Paused",
+            Self::Resuming => "Resuming",
+            Self::Closing => "Closing",
+            Self::Completed => "Completed",
+            Self::Stopped => "Stopped",
+        }
+    }
+    /// Profiles inside move in this phase.
+    pub fn moves(self) -> bool {
+        matches!(
+            self,
+            Self::Live | Self::Paused | Self::Resuming | Self::Closing
+        )
+    }
+    /// Fresh entrances are admitted in this phase.
+    pub fn admits(self) -> bool {
+        matches!(self, Self::Live | Self::Resuming)
+    }
+}
+
+/// One pause, with its identity. Only a new transition into Paused creates one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PauseInfo {
+    pub pause_id: i64,
+    pub since: Millis,
+    pub expires_at: Millis,
+    pub options: PauseOptions,
+    /// Version in force when the pause began (profiles on it or later migrate at resume).
+    pub version_at_pause: i64,
+    pub ended_at: Option<Millis>,
+    pub end_reason: Option<String>,
+}
+
+/// Release of held profiles (Resuming, or Closing after a pause).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResumeInfo {
+    pub started_at: Millis,
+    pub total: i64,
+    pub released: i64,
+    /// Profiles per second; 0 = unthrottled.
+    pub rate: u64,
+    pub finished_at: Option<Millis>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Transition {
+    pub from: String,
+    pub to: String,
+    pub at: Millis,
+    pub reason: String,
+}
+
+/// Kind of an audience read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RunKind {
+    Scheduled,
+    Single,
+    RunNow,
+    FullRun,
+    Restart,
+}
+
+impl RunKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Scheduled => "Scheduled",
+            Self::Single => "Single",
+            Self::RunNow => "RunNow",
+            Self::FullRun => "FullRun",
+            Self::Restart => "Restart",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadProgress {
+    pub run_id: i64,
+    pub kind: RunKind,
+    /// Last profile seq read.
+    pub cursor: i64,
+    /// Highest profile seq included in this read (fixed at its start).
+    pub upto: i64,
+    pub entered: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadState {
+    /// Next cron occurrence.
+    pub next_at: Option<Millis>,
+    /// Single execution (no cron) due at this time.
+    pub single_due: Option<Millis>,
+    pub in_progress: Option<ReadProgress>,
+    /// Highest profile seq covered by the last completed read (incremental).
+    pub last_completed_upto: i64,
+    /// A run requested while paused, started at resume.
+    pub deferred: Option<RunKind>,
+}
+
+/// Persisted per-journey runtime state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Runtime {
+    pub desired: DesiredLifecycle,
+    pub phase: Phase,
+    pub version: Option<i64>,
+    pub hash: Option<String>,
+    pub epoch: i64,
+    pub global_filter: Option<String>,
+    pub pause: Option<PauseInfo>,
+    pub last_pause_id: i64,
+    pub resume: Option<ResumeInfo>,
+    pub discarded_entrances: i64,
+    pub read: ReadState,
+    pub history: Vec<Transition>,
+    /// Ended pauses (identity, start, end, reason), newest last.
+    #[serde(default)]
+    pub past_pauses: Vec<PauseInfo>,
+}
+
+pub const HISTORY_KEPT: usize = 50;
+
+impl Runtime {
+    pub fn history_pause(&mut self, p: PauseInfo) {
+        self.past_pauses.push(p);
+        if self.past_pauses.len() > HISTORY_KEPT {
+            self.past_pauses.remove(0);
+        }
+    }
+
+    pub fn record(&mut self, to: Phase, at: Millis, reason: &str) {
+        if self.phase == to {
+            return;
+        }
+        self.history.push(Transition {
+            from: self.phase.name().to_string(),
+            to: to.name().to_string(),
+            at,
+            reason: reason.to_string(),
+        });
+        if self.history.len() > HISTORY_KEPT {
+            let cut = self.history.len() - HISTORY_KEPT;
+            self.history.drain(..cut);
+        }
+        self.phase = to;
+    }
+}
+
+/// Profile counts by state (current epoch). `discarded` includes fresh
+/// entrances dropped during a pause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProfileCounts {
+    pub entered: i64,
+    pub active: i64,
+    pub waiting: i64,
+    pub held: i64,
+    pub queued: i64,
+    pub discarded: i64,
+    pub excluded: i64,
+    pub exited: i64,
+    pub completed: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PauseStatus {
+    pub pause_id: i64,
+    pub since: Millis,
+    pub mode: PauseMode,
+    pub reason: Option<String>,
+    pub expires_at: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResumeStatus {
+    pub started_at: Millis,
+    pub total: i64,
+    pub released: i64,
+}
+
+/// What the controller copies into the Journey status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusSnapshot {
+    pub key: String,
+    pub phase: Phase,
+    pub desired: DesiredLifecycle,
+    pub version: Option<i64>,
+    pub definition_hash: Option<String>,
+    pub epoch: i64,
+    pub profiles: ProfileCounts,
+    pub pause: Option<PauseStatus>,
+    pub resume: Option<ResumeStatus>,
+    pub global_filter: Option<String>,
+    pub last_runs: Vec<RunRecord>,
+    /// The last 10 transitions, oldest first.
+    pub history: Vec<Transition>,
+    pub last_handled_run_request: Option<String>,
+    pub last_handled_full_run_request: Option<String>,
+    pub last_handled_restart_request: Option<String>,
+}
+
+/// Result of applying a definition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppliedVersion {
+    pub version: i64,
+    pub hash: String,
+    /// False when the content was already the latest version (idempotent apply).
+    pub created: bool,
+}
+
+/// A run-control request carried by an opaque token (annotation value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RequestKind {
+    RunNow,
+    FullRun,
+    Restart,
+}
+
+impl RequestKind {
+    pub fn token_kind(self) -> &'static str {
+        match self {
+            Self::RunNow => "run",
+            Self::FullRun => "full-run",
+            Self::Restart => "restart",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RequestOutcome {
+    /// Handled now (a run started, or the restart happened).
+    Started { run_id: Option<i64> },
+    /// Requested while paused: handled at resume.
+    DeferredUntilResume,
+    /// The token was already handled; nothing done.
+    AlreadyHandled,
+    /// Not applicable (e.g. run on an event-triggered journey, or stopped).
+    Refused { reason: String },
+}

@@ -1,0 +1,38 @@
+//! The journey engine: a durable runtime that runs journeys (no Kubernetes
+//! imports; the controller translates between the Journey resource and these
+//! types).
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use journey_operator::engine::{Engine, EngineConfig, SqliteStore, SystemClock};
+//! let engine = Engine::new(
+//!     SqliteStore::open("/var/lib/journey/engine.db").expect("open"),
+//!     Arc::new(SystemClock),
+//!     EngineConfig::default(),
+//! ).expect("engine");
+//! ```
+
+pub mod api;
+pub mod clock;
+pub mod core;
+pub mod definition;
+pub mod destinations;
+pub mod duration;
+pub mod error;
+pub mod expr;
+pub mod lifecycle;
+pub mod schedule;
+pub mod store;
+
+pub use api::{BoxFuture, DataPlane, JourneyEngine};
+pub use clock::{Clock, Millis, SystemClock, VirtualClock};
+pub use core::{Engine, EngineConfig, EnrollmentView, TickReport};
+pub use definition::{Definition, OnExpiry, PauseEntries, PauseMode, PauseWaits};
+pub use destinations::{DestinationConfig, WebhookDestination};
+pub use error::{EngineError, Result};
+pub use lifecycle::{
+    AppliedVersion, DesiredLifecycle, LifecycleCommand, PauseOptions, Phase, ProfileCounts,
+    RequestKind, RequestOutcome, StatusSnapshot,
+};
+pub use store::sqlite::SqliteStore;
+pub use store::{Delivery, DeliveryStatus, EnrollmentState, Store, StoreTx};

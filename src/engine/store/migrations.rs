@@ -1,0 +1,125 @@
+//! Versioned schema migrations. Each entry runs once, in order, inside a
+//! transaction, and is recorded in `schema_migrations`.
+
+use rusqlite::Connection;
+
+use crate::engine::error::{Result, SqlCtx};
+
+pub const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    r#"
+CREATE TABLE journeys (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    runtime TEXT NOT NULL
+);
+CREATE TABLE versions (
+    journey_id INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    definition TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (journey_id, version)
+) WITHOUT ROWID;
+CREATE TABLE profiles (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    attrs TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY,
+    profile_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
+CREATE TABLE enrollments (
+    id INTEGER PRIMARY KEY,
+    journey_id INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    profile_seq INTEGER NOT NULL,
+    entry_no INTEGER NOT NULL,
+    step INTEGER NOT NULL,
+    state INTEGER NOT NULL,
+    due_at INTEGER,
+    wait_event TEXT,
+    deadline_at INTEGER NOT NULL,
+    entered_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    reason TEXT
+);
+CREATE UNIQUE INDEX enr_entry ON enrollments (journey_id, epoch, profile_seq, entry_no);
+CREATE INDEX enr_due ON enrollments (journey_id, due_at) WHERE due_at IS NOT NULL;
+CREATE INDEX enr_state ON enrollments (journey_id, state, id);
+CREATE INDEX enr_profile ON enrollments (journey_id, profile_seq) WHERE state < 4;
+CREATE INDEX enr_deadline ON enrollments (journey_id, deadline_at) WHERE state < 3;
+CREATE TABLE deliveries (
+    journey_id INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,
+    profile_seq INTEGER NOT NULL,
+    step_key INTEGER NOT NULL,
+    entry_no INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    step_id TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    message TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (journey_id, epoch, profile_seq, step_key, entry_no)
+) WITHOUT ROWID;
+CREATE INDEX del_status ON deliveries (journey_id, status) WHERE status IN (1, 2);
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY,
+    journey_id INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    started_at INTEGER NOT NULL,
+    ended_at INTEGER,
+    entered INTEGER NOT NULL DEFAULT 0,
+    outcome TEXT NOT NULL
+);
+CREATE INDEX runs_journey ON runs (journey_id, id);
+CREATE TABLE handled_tokens (
+    key TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    token TEXT NOT NULL,
+    PRIMARY KEY (key, kind)
+) WITHOUT ROWID;
+"#,
+)];
+
+/// Applies pending migrations; returns the schema version.
+pub fn migrate(conn: &mut Connection) -> Result<i64> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+    )
+    .ctx("create schema_migrations")?;
+    let current: i64 = conn
+        .query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            [],
+            |r| r.get(0),
+        )
+        .ctx("read schema version")?;
+    let mut v = current;
+    for (version, sql) in MIGRATIONS {
+        if *version <= current {
+            continue;
+        }
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .ctx("begin migration")?;
+        tx.execute_batch(sql).ctx("apply migration")?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, strftime('%s','now'))",
+            [version],
+        )
+        .ctx("record migration")?;
+        tx.commit().ctx("commit migration")?;
+        v = *version;
+    }
+    Ok(v)
+}

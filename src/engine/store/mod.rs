@@ -1,0 +1,339 @@
+//! Storage behind a trait.
+//!
+//! The engine's logic runs inside [`Store::write`] transactions against the
+//! object-safe [`StoreTx`] interface. The SQLite implementation
+//! ([`sqlite::SqliteStore`]) takes `BEGIN IMMEDIATE` (one writer); a PostgreSQL
+//! implementation would open a `SERIALIZABLE`/`FOR UPDATE` transaction and lock
+//! the journey row in [`StoreTx::journey_for_update`]. The trait is synchronous:
+//! the async engine API calls it from `spawn_blocking`, so a PostgreSQL store
+//! can use a blocking client (or block on an async one) and pass the same
+//! conformance tests (`tests/engine/store_conformance.rs` is written against
+//! `dyn StoreTx`).
+
+pub mod migrations;
+pub mod sqlite;
+
+use serde::{Deserialize, Serialize};
+
+use super::clock::Millis;
+use super::error::Result;
+
+/// State of an enrollment (a profile's passage through a journey).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[repr(i64)]
+pub enum EnrollmentState {
+    /// Due to execute its current step at `due_at`.
+    Active = 0,
+    /// In a wait / waitForEvent until `due_at` (or the event).
+    Waiting = 1,
+    /// Held at an action step by a `Hold` pause.
+    Held = 2,
+    /// Entrance queued during a pause with `entries: Queue`.
+    Queued = 3,
+    Discarded = 4,
+    Excluded = 5,
+    Exited = 6,
+    Completed = 7,
+}
+
+impl EnrollmentState {
+    pub const ALL: [EnrollmentState; 8] = [
+        Self::Active,
+        Self::Waiting,
+        Self::Held,
+        Self::Queued,
+        Self::Discarded,
+        Self::Excluded,
+        Self::Exited,
+        Self::Completed,
+    ];
+    pub fn from_i64(v: i64) -> Option<Self> {
+        Self::ALL.get(usize::try_from(v).ok()?).copied()
+    }
+    pub fn is_terminal(self) -> bool {
+        (self as i64) >= 4
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Waiting => "waiting",
+            Self::Held => "held",
+            Self::Queued => "queued",
+            Self::Discarded => "discarded",
+            Self::Excluded => "excluded",
+            Self::Exited => "exited",
+            Self::Completed => "completed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct JourneyRow {
+    pub id: i64,
+    pub key: String,
+    /// Engine runtime state (lifecycle, phase, pause, resume, reads...), JSON.
+    pub runtime: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Enrollment {
+    pub id: i64,
+    pub journey_id: i64,
+    pub epoch: i64,
+    pub version: i64,
+    pub profile_seq: i64,
+    /// Per (journey, epoch, profile) entry number, starting at 1.
+    pub entry_no: i64,
+    /// Index of the current step in `version`'s step list.
+    pub step: i64,
+    pub state: EnrollmentState,
+    pub due_at: Option<Millis>,
+    pub wait_event: Option<String>,
+    pub deadline_at: Millis,
+    pub entered_at: Millis,
+    pub updated_at: Millis,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Profile {
+    pub seq: i64,
+    pub id: String,
+    pub attrs: serde_json::Value,
+}
+
+/// Outbox status of a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[repr(i64)]
+pub enum DeliveryStatus {
+    /// Delivered to the `record` destination (stored, queryable).
+    Recorded = 0,
+    /// Waiting for the webhook sender.
+    Pending = 1,
+    /// Pending but held by a pause (not handed to the sender).
+    Held = 2,
+    Sent = 3,
+    Cancelled = 4,
+}
+
+impl DeliveryStatus {
+    pub fn from_i64(v: i64) -> Option<Self> {
+        [
+            Self::Recorded,
+            Self::Pending,
+            Self::Held,
+            Self::Sent,
+            Self::Cancelled,
+        ]
+        .get(usize::try_from(v).ok()?)
+        .copied()
+    }
+}
+
+/// A delivery; `(journey_id, epoch, profile_seq, step_key, entry_no)` is its
+/// idempotency key, unique in the store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub journey_id: i64,
+    pub epoch: i64,
+    pub profile_seq: i64,
+    pub step_key: i64,
+    pub entry_no: i64,
+    pub version: i64,
+    pub step_id: String,
+    pub profile_id: String,
+    pub channel: String,
+    pub destination: String,
+    pub message: serde_json::Value,
+    pub status: DeliveryStatus,
+    pub created_at: Millis,
+}
+
+impl Delivery {
+    /// The textual idempotency key (sent as `Idempotency-Key` by webhooks).
+    pub fn idempotency_key(&self) -> String {
+        format!(
+            "{}-{}-{}-{:016x}-{}",
+            self.journey_id, self.epoch, self.profile_seq, self.step_key, self.entry_no
+        )
+    }
+}
+
+/// Stable 63-bit FNV-1a hash of a step id: the step part of the idempotency key
+/// (stable across versions, so a migrated profile keeps its keys).
+pub fn step_key(step_id: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in step_id.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h >> 1) as i64
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunRecord {
+    pub run_id: i64,
+    pub kind: String,
+    pub started_at: Millis,
+    pub ended_at: Option<Millis>,
+    pub entered: i64,
+    pub outcome: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryFilter {
+    pub journey_id: Option<i64>,
+    pub profile_id: Option<String>,
+    pub limit: Option<i64>,
+}
+
+/// One write (or read) transaction. Object safe.
+pub trait StoreTx {
+    // journeys
+    fn journey_for_update(&mut self, key: &str) -> Result<Option<JourneyRow>>;
+    fn journey_by_id(&mut self, id: i64) -> Result<Option<JourneyRow>>;
+    fn list_journeys(&mut self) -> Result<Vec<JourneyRow>>;
+    fn insert_journey(&mut self, key: &str, runtime: &str) -> Result<i64>;
+    fn save_runtime(&mut self, id: i64, runtime: &str) -> Result<()>;
+    /// Removes a journey with its versions, enrollments, deliveries and runs.
+    fn delete_journey(&mut self, id: i64) -> Result<()>;
+
+    // versions
+    fn latest_version(&mut self, journey_id: i64) -> Result<Option<(i64, String)>>;
+    fn version_definition(&mut self, journey_id: i64, version: i64) -> Result<Option<String>>;
+    fn insert_version(
+        &mut self,
+        journey_id: i64,
+        version: i64,
+        hash: &str,
+        definition: &str,
+        at: Millis,
+    ) -> Result<()>;
+
+    // profiles & events
+    /// Inserts or replaces attributes; returns the profile and its previous attributes.
+    fn upsert_profile(
+        &mut self,
+        id: &str,
+        attrs: &serde_json::Value,
+        now: Millis,
+    ) -> Result<(Profile, Option<serde_json::Value>)>;
+    fn profile_by_id(&mut self, id: &str) -> Result<Option<Profile>>;
+    fn profile_by_seq(&mut self, seq: i64) -> Result<Option<Profile>>;
+    /// Profiles with `after < seq <= upto`, ascending, at most `limit`.
+    fn scan_profiles(&mut self, after: i64, upto: i64, limit: i64) -> Result<Vec<Profile>>;
+    fn max_profile_seq(&mut self) -> Result<i64>;
+    fn insert_event(
+        &mut self,
+        profile_id: &str,
+        name: &str,
+        payload: &serde_json::Value,
+        at: Millis,
+    ) -> Result<i64>;
+
+    // enrollments
+    fn insert_enrollment(&mut self, e: &Enrollment) -> Result<i64>;
+    fn update_enrollment(&mut self, e: &Enrollment) -> Result<()>;
+    /// Enrollments with `due_at <= now` (only `Active` ones when `active_only`),
+    /// by due time then id.
+    fn due_enrollments(
+        &mut self,
+        journey_id: i64,
+        now: Millis,
+        active_only: bool,
+        limit: i64,
+    ) -> Result<Vec<Enrollment>>;
+    /// The latest entry of a profile in a journey epoch.
+    fn last_entry(
+        &mut self,
+        journey_id: i64,
+        epoch: i64,
+        profile_seq: i64,
+    ) -> Result<Option<Enrollment>>;
+    /// Non-terminal enrollments of a profile in a journey (any epoch).
+    fn live_enrollments_of(&mut self, journey_id: i64, profile_seq: i64)
+    -> Result<Vec<Enrollment>>;
+    /// Every enrollment of a journey with its profile id, by id (inspection).
+    fn list_enrollments(&mut self, journey_id: i64) -> Result<Vec<(Enrollment, String)>>;
+    /// Counts per state for one epoch.
+    fn count_states(&mut self, journey_id: i64, epoch: i64) -> Result<Vec<(EnrollmentState, i64)>>;
+    fn count_state_all_journeys(&mut self, state: EnrollmentState) -> Result<i64>;
+    fn count_nonterminal(&mut self, journey_id: i64) -> Result<i64>;
+
+    // set-based updates
+    /// Non-terminal (except queued) enrollments past their deadline -> exited(reason).
+    fn expire_deadlines(&mut self, journey_id: i64, now: Millis, reason: &str) -> Result<i64>;
+    /// Releases up to `limit` held enrollments in entry order (-> active, due now).
+    fn release_held(&mut self, journey_id: i64, limit: i64, now: Millis) -> Result<i64>;
+    /// Every enrollment in `from` -> `to` with a reason, due cleared.
+    fn transition_all(
+        &mut self,
+        journey_id: i64,
+        from: &[EnrollmentState],
+        to: EnrollmentState,
+        reason: &str,
+        now: Millis,
+    ) -> Result<i64>;
+    /// Queued entrances -> active at step 0, entered now.
+    fn admit_queued(
+        &mut self,
+        journey_id: i64,
+        now: Millis,
+        timeout_ms: i64,
+        version: i64,
+    ) -> Result<i64>;
+    /// Moves waiting due times out by the part of the pause each wait overlapped.
+    fn extend_waits(&mut self, journey_id: i64, pause_since: Millis, now: Millis) -> Result<i64>;
+    /// Version migration of one step: enrollments of `from_version` (non-terminal)
+    /// on `from_step` move to `to_version`/`to_step`, or exit with `reason` when
+    /// `to_step` is None.
+    #[allow(clippy::too_many_arguments)]
+    fn migrate_step(
+        &mut self,
+        journey_id: i64,
+        from_version: i64,
+        from_step: i64,
+        to_version: i64,
+        to_step: Option<i64>,
+        wait_event: Option<&str>,
+        reason: &str,
+        now: Millis,
+    ) -> Result<i64>;
+    /// Distinct versions of non-terminal enrollments.
+    fn live_versions(&mut self, journey_id: i64) -> Result<Vec<i64>>;
+
+    // deliveries
+    /// Inserts unless the idempotency key exists; returns whether inserted.
+    fn insert_delivery(&mut self, d: &Delivery) -> Result<bool>;
+    fn set_delivery_status(
+        &mut self,
+        journey_id: i64,
+        from: DeliveryStatus,
+        to: DeliveryStatus,
+    ) -> Result<i64>;
+    fn list_deliveries(&mut self, filter: &DeliveryFilter) -> Result<Vec<Delivery>>;
+    fn count_deliveries(&mut self, journey_id: i64) -> Result<i64>;
+
+    // runs & tokens
+    fn insert_run(&mut self, journey_id: i64, kind: &str, started_at: Millis) -> Result<i64>;
+    fn update_run(
+        &mut self,
+        run_id: i64,
+        ended_at: Option<Millis>,
+        entered: i64,
+        outcome: &str,
+    ) -> Result<()>;
+    fn list_runs(&mut self, journey_id: i64, limit: i64) -> Result<Vec<RunRecord>>;
+    /// Handled request tokens survive journey deletion (keyed by journey key).
+    fn handled_token(&mut self, key: &str, kind: &str) -> Result<Option<String>>;
+    fn set_handled_token(&mut self, key: &str, kind: &str, token: &str) -> Result<()>;
+}
+
+/// A transactional store.
+pub trait Store: Send + Sync + 'static {
+    /// Runs `f` in a write transaction (exclusive writer); commits when it returns Ok.
+    fn write<R>(&self, f: impl FnOnce(&mut dyn StoreTx) -> Result<R>) -> Result<R>;
+    /// Runs `f` in a read-only snapshot.
+    fn read<R>(&self, f: impl FnOnce(&mut dyn StoreTx) -> Result<R>) -> Result<R>;
+}
