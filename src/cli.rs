@@ -7,6 +7,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use journey_operator::control_plane::{ControlPlaneConfig, LocalControlPlane, vendored_etcd};
+use journey_operator::controller::reconciler::ControllerConfig;
+use journey_operator::controller::runner::RunConfig;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -25,6 +27,72 @@ pub enum Command {
     Crd,
     /// Run a local control plane (etcd + kube-apiserver) in the foreground until interrupted.
     ControlPlane(ControlPlaneArgs),
+    /// Run the controller with the journey engine embedded (SQLite in --data-dir).
+    Run(RunArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// Directory of the embedded engine's SQLite database.
+    #[arg(long, env = "JOURNEY_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "JOURNEY_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Safety-net resync of every journey; the engine's change stream drives normal reactions.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub resync: Duration,
+    /// Minimum time between two profile-count updates of one journey's status.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub counts_refresh: Duration,
+    /// How often the engine scheduler looks for due work when nothing woke it.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub scheduler_idle: Duration,
+    /// Log format: text or json.
+    #[arg(long, env = "JOURNEY_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+    /// Reporting instance for events (e.g. the pod name).
+    #[arg(long, env = "POD_NAME")]
+    pub instance: Option<String>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    journey_operator::api::duration::parse_duration(text)
+        .ok_or_else(|| format!("{text:?} is not a duration like 30s, 5m or 1h"))
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Json => builder.json().with_current_span(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn run_controller(args: RunArgs) -> anyhow::Result<()> {
+    init_tracing(args.log_format);
+    let config = RunConfig {
+        data_dir: args.data_dir,
+        namespace: args.namespace,
+        controller: ControllerConfig {
+            resync: args.resync,
+            counts_refresh: args.counts_refresh,
+            destinations: None,
+        },
+        scheduler_idle: args.scheduler_idle,
+        instance: args.instance,
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(journey_operator::controller::runner::run(config))?;
+    Ok(())
 }
 
 #[derive(clap::Args, Debug)]
@@ -48,6 +116,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::ControlPlane(args) => control_plane(args),
+        Command::Run(args) => run_controller(args),
     }
 }
 

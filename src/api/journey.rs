@@ -141,6 +141,19 @@ pub struct PauseSpec {
     pub reason: Option<String>,
 }
 
+impl Default for PauseSpec {
+    fn default() -> Self {
+        PauseSpec {
+            mode: PauseMode::default(),
+            entries: PauseEntries::default(),
+            waits: PauseWaits::default(),
+            max_duration: default_max_pause(),
+            on_expiry: PauseExpiry::default(),
+            reason: None,
+        }
+    }
+}
+
 fn default_max_pause() -> String {
     "336h".into()
 }

@@ -1,0 +1,39 @@
+//! The one vocabulary of reasons: the same string is a condition reason, an event reason and a
+//! metric label. Each is documented in the README.
+
+// Stalled: the user must act.
+pub const INVALID_DEFINITION: &str = "InvalidDefinition";
+pub const JOURNEY_STOPPED: &str = "JourneyStopped";
+pub const CHANGE_REQUIRES_PAUSE: &str = "ChangeRequiresPause";
+pub const ENGINE_REJECTED: &str = "EngineRejected";
+// Reconciling / transient.
+pub const ENGINE_UNAVAILABLE: &str = "EngineUnavailable";
+pub const APPLYING: &str = "Applying";
+pub const RESUMING: &str = "Resuming";
+// Ready.
+pub const RECONCILED: &str = "Reconciled";
+pub const NOT_RECONCILED: &str = "NotReconciled";
+pub const NOT_STALLED: &str = "NotStalled";
+pub const NOT_RECONCILING: &str = "NotReconciling";
+// Domain conditions.
+pub const PUBLISHED: &str = "Published";
+pub const DRAFT: &str = "Draft";
+pub const SCHEDULED: &str = "Scheduled";
+pub const PAUSED: &str = "Paused";
+pub const NOT_PAUSED: &str = "NotPaused";
+pub const PAUSE_EXPIRED: &str = "PauseExpired";
+pub const RELEASING_HELD_PROFILES: &str = "ReleasingHeldProfiles";
+pub const NOT_RESUMING: &str = "NotResuming";
+pub const DRAINED: &str = "Drained";
+pub const NOT_COMPLETED: &str = "NotCompleted";
+pub const STOPPED: &str = "Stopped";
+pub const STOPPED_BY_PAUSE_EXPIRY: &str = "StoppedByPauseExpiry";
+pub const NOT_STOPPED: &str = "NotStopped";
+// Events only.
+pub const RESTART_NOT_ALLOWED: &str = "RestartNotAllowed";
+pub const RUN_REQUESTED: &str = "RunRequested";
+pub const RUN_DEFERRED: &str = "RunDeferred";
+pub const RUN_REFUSED: &str = "RunRefused";
+pub const RESTARTED: &str = "Restarted";
+pub const DELETED: &str = "Deleted";
+pub const ORPHANED: &str = "Orphaned";

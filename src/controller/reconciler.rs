@@ -1,0 +1,560 @@
+//! The reconcile loop: read, plan, execute, write status only when it changed.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::{Client, Resource, ResourceExt};
+use serde_json::json;
+use tracing::{info, warn};
+
+use super::planner::{self, Block, Command, EngineView, Observed, StatusInput, Tokens};
+use super::reasons as r;
+use super::translate;
+use crate::api::annotations;
+use crate::api::journey::{DeletionPolicy, Journey};
+use crate::api::status::{JourneyStatus, Phase};
+use crate::api::validate::{Problem, ValidationContext, validate};
+use crate::engine::{DesiredLifecycle, EngineError, JourneyEngine, RequestKind, RequestOutcome};
+
+pub const FINALIZER: &str = "journey.dev/engine";
+pub const FIELD_MANAGER: &str = "journey-operator";
+
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    /// Safety-net resync; the engine's change stream drives normal reactions.
+    pub resync: Duration,
+    /// Profile counts are refreshed at most this often.
+    pub counts_refresh: Duration,
+    /// Destination names the engine is configured with.
+    pub destinations: Option<BTreeSet<String>>,
+}
+
+pub struct Context {
+    pub client: Client,
+    pub engine: Arc<dyn JourneyEngine>,
+    pub recorder: Recorder,
+    pub config: ControllerConfig,
+    counts_written: Mutex<HashMap<String, Instant>>,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        engine: Arc<dyn JourneyEngine>,
+        recorder: Recorder,
+        config: ControllerConfig,
+    ) -> Self {
+        Context {
+            client,
+            engine,
+            recorder,
+            config,
+            counts_written: Mutex::default(),
+            failures: Mutex::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("{reason}: {source}")]
+    Kube {
+        reason: &'static str,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("EngineUnavailable: {0}")]
+    Engine(#[source] EngineError),
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+    #[error("the object has no namespace")]
+    NoNamespace,
+}
+
+impl ReconcileError {
+    /// The reason label shared by the condition, the event and the metric.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ReconcileError::Kube { reason, .. } => reason,
+            ReconcileError::Engine(_) => r::ENGINE_UNAVAILABLE,
+            ReconcileError::Finalizer(_) | ReconcileError::NoNamespace => "FinalizerFailed",
+        }
+    }
+}
+
+/// Engine errors a user must fix, as opposed to the engine being unreachable or failing.
+fn permanent(e: &EngineError) -> bool {
+    matches!(
+        e,
+        EngineError::InvalidDefinition(_)
+            | EngineError::InvalidDuration { .. }
+            | EngineError::CelCompile { .. }
+            | EngineError::InvalidSchedule { .. }
+            | EngineError::IllegalTransition { .. }
+            | EngineError::UnknownDestination { .. }
+            | EngineError::NoDefinition { .. }
+    )
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn now_seconds() -> Time {
+    Time(Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH))
+}
+
+fn tokens(journey: &Journey) -> Tokens {
+    let get = |k: &str| {
+        journey
+            .annotations()
+            .get(k)
+            .filter(|v| !v.is_empty())
+            .cloned()
+    };
+    Tokens {
+        run: get(annotations::RUN_REQUESTED_AT),
+        full_run: get(annotations::FULL_RUN_REQUESTED_AT),
+        restart: get(annotations::RESTART_REQUESTED_AT),
+    }
+}
+
+pub async fn reconcile(journey: Arc<Journey>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    let ns = journey.namespace().ok_or(ReconcileError::NoNamespace)?;
+    let api: Api<Journey> = Api::namespaced(ctx.client.clone(), &ns);
+    let key = translate::engine_key(&ns, &journey.name_any());
+    let result = finalizer(&api, FINALIZER, journey, |event| async {
+        match event {
+            FinalizerEvent::Apply(j) => apply(&j, &api, &ctx).await,
+            FinalizerEvent::Cleanup(j) => cleanup(&j, &ctx).await,
+        }
+    })
+    .await;
+    match result {
+        Ok(action) => {
+            lock(&ctx.failures).remove(&key);
+            Ok(action)
+        }
+        Err(
+            kube::runtime::finalizer::Error::ApplyFailed(e)
+            | kube::runtime::finalizer::Error::CleanupFailed(e),
+        ) => Err(e),
+        Err(other) => Err(ReconcileError::Finalizer(other.to_string())),
+    }
+}
+
+/// Per-object exponential backoff (1 s doubling to 5 min): no hot loop, bounded.
+pub fn error_policy(journey: Arc<Journey>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
+    let key = translate::engine_key(
+        &journey.namespace().unwrap_or_default(),
+        &journey.name_any(),
+    );
+    let failures = {
+        let mut map = lock(&ctx.failures);
+        let n = map.entry(key.clone()).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    };
+    let delay = Duration::from_secs(1u64 << failures.min(9).saturating_sub(1))
+        .min(Duration::from_secs(300));
+    warn!(journey = %key, reason = error.reason(), %error, retry_in = ?delay, "reconcile failed");
+    super::metrics::record_error(error.reason());
+    Action::requeue(delay)
+}
+
+async fn publish(ctx: &Context, journey: &Journey, type_: EventType, reason: &str, note: String) {
+    let event = Event {
+        type_,
+        reason: reason.to_string(),
+        note: Some(note),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &journey.object_ref(&())).await {
+        warn!(%e, reason, "could not publish event");
+    }
+}
+
+async fn apply(
+    journey: &Journey,
+    api: &Api<Journey>,
+    ctx: &Context,
+) -> Result<Action, ReconcileError> {
+    let ns = journey.namespace().unwrap_or_default();
+    let name = journey.name_any();
+    let key = translate::engine_key(&ns, &name);
+    let spec = &journey.spec;
+    let tokens = tokens(journey);
+
+    let mut problems = validate(
+        spec,
+        &ValidationContext {
+            destinations: ctx.config.destinations.as_ref(),
+        },
+    );
+    let definition = match translate::definition(spec) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            problems.push(Problem {
+                field: "spec".into(),
+                message: e.to_string(),
+            });
+            None
+        }
+    };
+    let hash = match definition.as_ref().map(|d| d.content_hash()) {
+        Some(Ok(h)) => Some(h),
+        Some(Err(e)) => {
+            problems.push(Problem {
+                field: "spec".into(),
+                message: e.to_string(),
+            });
+            None
+        }
+        None => None,
+    };
+
+    let mut snapshot_result = ctx.engine.status(&key).await;
+    let (plan, engine_error) = {
+        let view = engine_view(&snapshot_result);
+        let plan = planner::plan(&Observed {
+            spec,
+            tokens: &tokens,
+            problems: &problems,
+            definition_hash: hash.as_deref(),
+            engine: view,
+        });
+        (
+            plan,
+            snapshot_result.as_ref().err().map(ToString::to_string),
+        )
+    };
+
+    let mut block = plan.block.clone();
+    let mut transient: Option<EngineError> = None;
+    if engine_error.is_none() && !plan.commands.is_empty() {
+        for command in &plan.commands {
+            let outcome = execute(command, &key, definition.as_ref(), ctx, journey).await;
+            match outcome {
+                Ok(()) => {}
+                Err(e) if permanent(&e) => {
+                    block = Some(Block::Invalid(format!(
+                        "the engine rejected the change: {e}"
+                    )));
+                    break;
+                }
+                Err(e) => {
+                    transient = Some(e);
+                    break;
+                }
+            }
+        }
+        snapshot_result = ctx.engine.status(&key).await;
+    }
+    if let Some(e) = transient {
+        snapshot_result = Err(e);
+    }
+
+    let previous = journey.status.as_ref();
+    let now = now_seconds();
+    let view = engine_view(&snapshot_result);
+    let mut desired = planner::desired_status(&StatusInput {
+        spec,
+        generation: journey.metadata.generation,
+        engine: view,
+        block: block.as_ref(),
+        restart_refused_locally: plan.restart_refused_locally.as_deref(),
+        previous,
+        now: &now,
+    });
+    if let Some(token) = &plan.restart_refused_locally
+        && previous.and_then(|p| p.last_handled_restart_request.as_deref()) != Some(token.as_str())
+    {
+        publish(
+            ctx,
+            journey,
+            EventType::Warning,
+            r::RESTART_NOT_ALLOWED,
+            format!(
+                "restart token {token:?} ignored: a {} journey cannot be restarted",
+                spec.state
+            ),
+        )
+        .await;
+    }
+
+    let requeue = throttle_counts(&key, previous, &mut desired, ctx);
+    if previous != Some(&desired) {
+        let patch = json!({
+            "apiVersion": "journey.dev/v1alpha1",
+            "kind": "Journey",
+            "status": desired,
+        });
+        api.patch_status(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(|source| ReconcileError::Kube {
+            reason: "StatusWriteFailed",
+            source,
+        })?;
+        if desired.profiles != previous.and_then(|p| p.profiles.clone()) {
+            lock(&ctx.counts_written).insert(key.clone(), Instant::now());
+        }
+        super::metrics::record_status_write();
+        announce(ctx, journey, previous, &desired).await;
+    }
+    super::metrics::record_reconcile();
+
+    if let Err(e) = snapshot_result {
+        return Err(ReconcileError::Engine(e));
+    }
+    Ok(match requeue {
+        Some(after) => Action::requeue(after.min(ctx.config.resync)),
+        None => Action::requeue(ctx.config.resync),
+    })
+}
+
+fn engine_view(
+    result: &Result<Option<crate::engine::StatusSnapshot>, EngineError>,
+) -> EngineView<'_> {
+    match result {
+        Ok(Some(s)) => EngineView::Known(s),
+        Ok(None) => EngineView::Unknown,
+        Err(_) => EngineView::Unavailable("the engine did not answer"),
+    }
+}
+
+/// Keeps the previous profile counts when only they changed and they were written recently,
+/// so a busy journey does not write every second; returns when to come back for them.
+fn throttle_counts(
+    key: &str,
+    previous: Option<&JourneyStatus>,
+    desired: &mut JourneyStatus,
+    ctx: &Context,
+) -> Option<Duration> {
+    let previous = previous?;
+    if previous.profiles == desired.profiles {
+        return None;
+    }
+    let elapsed = lock(&ctx.counts_written).get(key)?.elapsed();
+    if elapsed >= ctx.config.counts_refresh {
+        return None;
+    }
+    let mut held_back = desired.clone();
+    held_back.profiles = previous.profiles.clone();
+    if &held_back == previous {
+        *desired = held_back;
+        return Some(ctx.config.counts_refresh - elapsed);
+    }
+    // Something else changed too: the counts go out with it.
+    None
+}
+
+async fn execute(
+    command: &Command,
+    key: &str,
+    definition: Option<&crate::engine::Definition>,
+    ctx: &Context,
+    journey: &Journey,
+) -> Result<(), EngineError> {
+    match command {
+        Command::ApplyDefinition => {
+            let Some(def) = definition else { return Ok(()) };
+            let applied = ctx.engine.apply_definition(key, def.clone()).await?;
+            if applied.created {
+                info!(
+                    journey = key,
+                    version = applied.version,
+                    "definition applied"
+                );
+            }
+        }
+        Command::SetLifecycle(desired) => {
+            let desired: DesiredLifecycle = desired.clone();
+            ctx.engine.set_lifecycle(key, desired).await?;
+        }
+        Command::Request(kind, token) => {
+            let outcome = ctx.engine.request(key, *kind, token).await?;
+            let (type_, reason, note) = match (kind, outcome) {
+                (_, RequestOutcome::AlreadyHandled) => return Ok(()),
+                (RequestKind::Restart, RequestOutcome::Refused { reason }) => (
+                    EventType::Warning,
+                    r::RESTART_NOT_ALLOWED,
+                    format!("restart token {token:?} ignored: {reason}"),
+                ),
+                (_, RequestOutcome::Refused { reason }) => (
+                    EventType::Warning,
+                    r::RUN_REFUSED,
+                    format!("run token {token:?} ignored: {reason}"),
+                ),
+                (_, RequestOutcome::DeferredUntilResume) => (
+                    EventType::Normal,
+                    r::RUN_DEFERRED,
+                    format!("run token {token:?} deferred until the journey resumes"),
+                ),
+                (RequestKind::Restart, RequestOutcome::Started { .. }) => (
+                    EventType::Normal,
+                    r::RESTARTED,
+                    format!(
+                        "restart token {token:?}: every profile begins again (messages are sent again)"
+                    ),
+                ),
+                (_, RequestOutcome::Started { run_id }) => (
+                    EventType::Normal,
+                    r::RUN_REQUESTED,
+                    format!(
+                        "run token {token:?} started run {}",
+                        run_id.unwrap_or_default()
+                    ),
+                ),
+            };
+            publish(ctx, journey, type_, reason, note).await;
+        }
+    }
+    Ok(())
+}
+
+/// Events on every phase change and on newly stalled conditions.
+async fn announce(
+    ctx: &Context,
+    journey: &Journey,
+    previous: Option<&JourneyStatus>,
+    desired: &JourneyStatus,
+) {
+    let old_phase = previous.and_then(|p| p.phase);
+    if old_phase != desired.phase
+        && let Some(phase) = desired.phase
+    {
+        let (reason, note) = phase_event(phase, desired);
+        publish(ctx, journey, EventType::Normal, reason, note).await;
+    }
+    for condition in &desired.conditions {
+        let was = previous.and_then(|p| p.conditions.iter().find(|c| c.type_ == condition.type_));
+        let changed =
+            was.is_none_or(|c| c.status != condition.status || c.reason != condition.reason);
+        if !changed || condition.status != "True" {
+            continue;
+        }
+        if condition.type_ == "Stalled" {
+            publish(
+                ctx,
+                journey,
+                EventType::Warning,
+                &condition.reason,
+                condition.message.clone(),
+            )
+            .await;
+        }
+        if condition.type_ == "Paused" && condition.reason == r::PAUSE_EXPIRED {
+            publish(
+                ctx,
+                journey,
+                EventType::Warning,
+                r::PAUSE_EXPIRED,
+                condition.message.clone(),
+            )
+            .await;
+        }
+    }
+    if let Some(c) = desired
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Paused" && c.reason == r::PAUSE_EXPIRED)
+        && previous
+            .and_then(|p| p.conditions.iter().find(|pc| pc.type_ == "Paused"))
+            .is_none_or(|pc| pc.reason != r::PAUSE_EXPIRED)
+    {
+        publish(
+            ctx,
+            journey,
+            EventType::Warning,
+            r::PAUSE_EXPIRED,
+            c.message.clone(),
+        )
+        .await;
+    }
+}
+
+fn phase_event(phase: Phase, status: &JourneyStatus) -> (&'static str, String) {
+    let version = status
+        .version
+        .map(|v| format!(" (version {v})"))
+        .unwrap_or_default();
+    match phase {
+        Phase::Draft => (r::DRAFT, "draft".into()),
+        Phase::Scheduled => (
+            r::SCHEDULED,
+            format!("published{version}, waiting for schedule.startAt"),
+        ),
+        Phase::Live => (r::PUBLISHED, format!("live{version}")),
+        Phase::Paused => (r::PAUSED, "paused".into()),
+        Phase::Resuming => (
+            r::RELEASING_HELD_PROFILES,
+            "resuming: releasing held profiles".into(),
+        ),
+        Phase::Closing => (
+            "Closing",
+            "closed to new entrances; profiles inside are finishing".into(),
+        ),
+        Phase::Completed => (r::DRAINED, "completed: every profile has finished".into()),
+        Phase::Stopped => (
+            r::STOPPED,
+            "stopped: entrance, movement and delivery halted".into(),
+        ),
+    }
+}
+
+async fn cleanup(journey: &Journey, ctx: &Context) -> Result<Action, ReconcileError> {
+    let key = translate::engine_key(
+        &journey.namespace().unwrap_or_default(),
+        &journey.name_any(),
+    );
+    match journey.spec.deletion_policy {
+        DeletionPolicy::Orphan => {
+            publish(
+                ctx,
+                journey,
+                EventType::Normal,
+                r::ORPHANED,
+                format!("engine journey {key} left as it is"),
+            )
+            .await;
+        }
+        DeletionPolicy::Stop => {
+            match ctx
+                .engine
+                .set_lifecycle(&key, DesiredLifecycle::Stopped)
+                .await
+            {
+                Ok(_) | Err(EngineError::NotFound(_)) | Err(EngineError::NoDefinition { .. }) => {}
+                Err(e) if permanent(&e) => {}
+                Err(e) => return Err(ReconcileError::Engine(e)),
+            }
+            ctx.engine
+                .delete(&key)
+                .await
+                .map_err(ReconcileError::Engine)?;
+            publish(
+                ctx,
+                journey,
+                EventType::Normal,
+                r::DELETED,
+                format!("engine journey {key} stopped and removed"),
+            )
+            .await;
+        }
+    }
+    lock(&ctx.counts_written).remove(&key);
+    Ok(Action::await_change())
+}

@@ -1,0 +1,138 @@
+//! Translation between the Journey resource and the engine's types: the only place that knows
+//! both worlds.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+
+use crate::api::journey::{JourneySpec, PauseEntries, PauseExpiry, PauseMode, PauseWaits};
+use crate::api::lifecycle::JourneyState;
+use crate::api::status::{self, Phase};
+use crate::engine::{self, DesiredLifecycle, PauseOptions};
+
+/// The engine's key for a journey.
+pub fn engine_key(namespace: &str, name: &str) -> String {
+    format!("{namespace}/{name}")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TranslateError {
+    #[error("the definition does not translate for the engine: {0}")]
+    Definition(String),
+}
+
+/// The definition the engine versions, from the spec.
+pub fn definition(spec: &JourneySpec) -> Result<engine::Definition, TranslateError> {
+    let value =
+        serde_json::to_value(spec).map_err(|e| TranslateError::Definition(e.to_string()))?;
+    serde_json::from_value(value).map_err(|e| TranslateError::Definition(e.to_string()))
+}
+
+/// The lifecycle the engine should be driven to.
+pub fn desired_lifecycle(spec: &JourneySpec) -> DesiredLifecycle {
+    match spec.state {
+        JourneyState::Draft => DesiredLifecycle::Draft,
+        JourneyState::Published => DesiredLifecycle::Published,
+        JourneyState::Closed => DesiredLifecycle::Closed,
+        JourneyState::Stopped => DesiredLifecycle::Stopped,
+        JourneyState::Paused => {
+            let pause = spec.pause.clone().unwrap_or_default();
+            let max_ms = crate::api::duration::parse_duration(&pause.max_duration)
+                .and_then(|d| i64::try_from(d.as_millis()).ok())
+                .unwrap_or(engine::definition::MAX_PAUSE_MS);
+            DesiredLifecycle::Paused(PauseOptions {
+                mode: match pause.mode {
+                    PauseMode::Hold => engine::PauseMode::Hold,
+                    PauseMode::Discard => engine::PauseMode::Discard,
+                    PauseMode::EntryOnly => engine::PauseMode::EntryOnly,
+                },
+                entries: match pause.entries {
+                    PauseEntries::Discard => engine::PauseEntries::Discard,
+                    PauseEntries::Queue => engine::PauseEntries::Queue,
+                },
+                waits: match pause.waits {
+                    PauseWaits::Continue => engine::PauseWaits::Continue,
+                    PauseWaits::Extend => engine::PauseWaits::Extend,
+                },
+                max_duration_ms: max_ms,
+                on_expiry: match pause.on_expiry {
+                    PauseExpiry::Resume => engine::OnExpiry::Resume,
+                    PauseExpiry::Stop => engine::OnExpiry::Stop,
+                },
+                reason: pause.reason.clone(),
+                global_filter: spec.global_filter.clone(),
+            })
+        }
+    }
+}
+
+pub fn phase(p: engine::Phase) -> Phase {
+    match p {
+        engine::Phase::Draft => Phase::Draft,
+        engine::Phase::Scheduled => Phase::Scheduled,
+        engine::Phase::Live => Phase::Live,
+        engine::Phase::Paused => Phase::Paused,
+        engine::Phase::Resuming => Phase::Resuming,
+        engine::Phase::Closing => Phase::Closing,
+        engine::Phase::Completed => Phase::Completed,
+        engine::Phase::Stopped => Phase::Stopped,
+    }
+}
+
+fn phase_named(name: &str) -> Option<Phase> {
+    serde_json::from_value(serde_json::Value::String(name.to_string())).ok()
+}
+
+pub fn pause_mode(m: engine::PauseMode) -> PauseMode {
+    match m {
+        engine::PauseMode::Hold => PauseMode::Hold,
+        engine::PauseMode::Discard => PauseMode::Discard,
+        engine::PauseMode::EntryOnly => PauseMode::EntryOnly,
+    }
+}
+
+/// Engine milliseconds as a Kubernetes time, truncated to the second: status compares at
+/// second precision, so sub-second jitter never causes a write.
+pub fn time(ms: engine::Millis) -> Time {
+    let seconds = ms.div_euclid(1000);
+    Time(Timestamp::from_second(seconds).unwrap_or(Timestamp::UNIX_EPOCH))
+}
+
+pub fn profiles(c: &engine::ProfileCounts) -> status::ProfileCounts {
+    status::ProfileCounts {
+        entered: c.entered,
+        active: c.active,
+        waiting: c.waiting,
+        held: c.held,
+        queued: c.queued,
+        discarded: c.discarded,
+        excluded: c.excluded,
+        exited: c.exited,
+        completed: c.completed,
+    }
+}
+
+pub fn history(snapshot: &engine::StatusSnapshot) -> Vec<status::Transition> {
+    let items: Vec<status::Transition> = snapshot
+        .history
+        .iter()
+        .filter_map(|t| {
+            Some(status::Transition {
+                from: phase_named(&t.from)?,
+                to: phase_named(&t.to)?,
+                at: time(t.at),
+                reason: t.reason.clone(),
+            })
+        })
+        .collect();
+    let skip = items.len().saturating_sub(10);
+    items.into_iter().skip(skip).collect()
+}
+
+pub fn last_run(snapshot: &engine::StatusSnapshot) -> Option<status::RunStatus> {
+    snapshot.last_runs.last().map(|run| status::RunStatus {
+        started_at: time(run.started_at),
+        finished_at: run.ended_at.map(time),
+        entered: run.entered,
+        outcome: run.outcome.clone(),
+    })
+}
