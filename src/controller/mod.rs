@@ -6,3 +6,6 @@ pub mod reasons;
 pub mod reconciler;
 pub mod runner;
 pub mod translate;
+
+#[cfg(test)]
+mod planner_tests;
