@@ -41,6 +41,7 @@ pub struct Context {
     pub engine: Arc<dyn JourneyEngine>,
     pub recorder: Recorder,
     pub config: ControllerConfig,
+    pub metrics: Arc<super::metrics::Metrics>,
     counts_written: Mutex<HashMap<String, Instant>>,
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -51,12 +52,14 @@ impl Context {
         engine: Arc<dyn JourneyEngine>,
         recorder: Recorder,
         config: ControllerConfig,
+        metrics: Arc<super::metrics::Metrics>,
     ) -> Self {
         Context {
             client,
             engine,
             recorder,
             config,
+            metrics,
             counts_written: Mutex::default(),
             failures: Mutex::default(),
         }
@@ -166,7 +169,7 @@ pub fn error_policy(journey: Arc<Journey>, error: &ReconcileError, ctx: Arc<Cont
     let delay = Duration::from_secs(1u64 << failures.min(9).saturating_sub(1))
         .min(Duration::from_secs(300));
     warn!(journey = %key, reason = error.reason(), %error, retry_in = ?delay, "reconcile failed");
-    super::metrics::record_error(error.reason());
+    ctx.metrics.record_error(error.reason());
     Action::requeue(delay)
 }
 
@@ -308,13 +311,15 @@ async fn apply(
             reason: "StatusWriteFailed",
             source,
         })?;
-        if desired.profiles != previous.and_then(|p| p.profiles.clone()) {
+        if desired.profiles != previous.and_then(|p| p.profiles.clone())
+            || desired.resume != previous.and_then(|p| p.resume.clone())
+        {
             lock(&ctx.counts_written).insert(key.clone(), Instant::now());
         }
-        super::metrics::record_status_write();
+        ctx.metrics.record_status_write();
         announce(ctx, journey, previous, &desired).await;
     }
-    super::metrics::record_reconcile();
+    ctx.metrics.record_reconcile();
 
     if let Err(e) = snapshot_result {
         return Err(ReconcileError::Engine(e));
@@ -335,7 +340,7 @@ fn engine_view(
     }
 }
 
-/// Keeps the previous profile counts when only they changed and they were written recently,
+/// Keeps the previous profile counts and resume progress when only they changed and they were written recently,
 /// so a busy journey does not write every second; returns when to come back for them.
 fn throttle_counts(
     key: &str,
@@ -344,7 +349,8 @@ fn throttle_counts(
     ctx: &Context,
 ) -> Option<Duration> {
     let previous = previous?;
-    if previous.profiles == desired.profiles {
+    let progress = |s: &JourneyStatus| s.resume.as_ref().map(|r| r.released);
+    if previous.profiles == desired.profiles && progress(previous) == progress(desired) {
         return None;
     }
     let elapsed = lock(&ctx.counts_written).get(key)?.elapsed();
@@ -353,6 +359,9 @@ fn throttle_counts(
     }
     let mut held_back = desired.clone();
     held_back.profiles = previous.profiles.clone();
+    if let (Some(r), Some(old)) = (held_back.resume.as_mut(), previous.resume.as_ref()) {
+        r.released = old.released;
+    }
     if &held_back == previous {
         *desired = held_back;
         return Some(ctx.config.counts_refresh - elapsed);

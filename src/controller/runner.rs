@@ -107,7 +107,8 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
             _ = term.recv() => {}
         }
     };
-    run_controller(client, Arc::new(engine), &config, shutdown).await;
+    let metrics = Arc::new(super::metrics::Metrics::default());
+    run_controller(client, Arc::new(engine), &config, metrics, shutdown).await;
     scheduler.abort();
     info!("controller stopped");
     Ok(())
@@ -119,6 +120,7 @@ pub async fn run_controller(
     client: Client,
     engine: Arc<dyn JourneyEngine>,
     config: &RunConfig,
+    metrics: Arc<super::metrics::Metrics>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let api: Api<Journey> = match &config.namespace {
@@ -137,6 +139,7 @@ pub async fn run_controller(
         engine.clone(),
         recorder,
         config.controller.clone(),
+        metrics,
     ));
     let (reader, writer) = reflector::store();
     let stream = watcher(api, watcher::Config::default())

@@ -2,6 +2,8 @@
 
 mod admission;
 mod control_plane;
+mod controller;
+mod controller_support;
 mod crd;
 mod examples;
 mod support;

@@ -1,0 +1,181 @@
+//! An in-process controller per test namespace, with its own engine on a real SQLite file,
+//! acting under its own client-certificate identity (so the audit log can single out its
+//! requests).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use journey_operator::api::Journey;
+use journey_operator::control_plane::{mint_client_cert, write_kubeconfig_for};
+use journey_operator::controller::metrics::Metrics;
+use journey_operator::controller::reconciler::ControllerConfig;
+use journey_operator::controller::runner::{RunConfig, run_controller};
+use journey_operator::engine::{Engine, EngineConfig, JourneyEngine, SqliteStore, SystemClock};
+use kube::Api;
+use kube::runtime::wait::{Condition, await_condition};
+use tokio::sync::oneshot;
+
+use crate::support;
+
+pub struct TestController {
+    pub engine: Engine<SqliteStore>,
+    pub metrics: Arc<Metrics>,
+    /// The user name the controller's requests carry.
+    pub identity: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    scheduler: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+pub struct Options {
+    pub resync: Duration,
+    pub counts_refresh: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            resync: Duration::from_secs(300),
+            counts_refresh: Duration::from_millis(500),
+        }
+    }
+}
+
+impl TestController {
+    pub async fn start(namespace: &str) -> Self {
+        Self::start_with(namespace, Options::default()).await
+    }
+
+    pub async fn start_with(namespace: &str, options: Options) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(dir.path().join("engine.db")).expect("sqlite");
+        let engine =
+            Engine::new(store, Arc::new(SystemClock), EngineConfig::default()).expect("engine");
+        let scheduler = engine.spawn_scheduler(Duration::from_millis(50));
+
+        // The controller acts as its own user, an admin, so its requests are identifiable.
+        let identity = format!("journey-controller-{namespace}");
+        let cp = support::control_plane_dir();
+        let cert = mint_client_cert(&cp, &identity, Some("system:masters")).expect("cert");
+        let server = {
+            let kc =
+                kube::config::Kubeconfig::read_from(support::kubeconfig()).expect("kubeconfig");
+            kc.clusters[0]
+                .cluster
+                .as_ref()
+                .and_then(|c| c.server.clone())
+                .expect("server")
+        };
+        let kubeconfig = write_kubeconfig_for(&cp, &server, &identity, &cert).expect("kubeconfig");
+        let client = support::client_for(&kubeconfig).await;
+
+        let config = RunConfig {
+            data_dir: dir.path().to_path_buf(),
+            namespace: Some(namespace.to_string()),
+            controller: ControllerConfig {
+                resync: options.resync,
+                counts_refresh: options.counts_refresh,
+                destinations: None,
+            },
+            scheduler_idle: Duration::from_millis(50),
+            instance: Some(identity.clone()),
+        };
+        let (tx, rx) = oneshot::channel::<()>();
+        let shared: Arc<dyn JourneyEngine> = Arc::new(engine.clone());
+        let metrics = Arc::new(Metrics::default());
+        let task_metrics = metrics.clone();
+        let task = tokio::spawn(async move {
+            run_controller(client, shared, &config, task_metrics, async move {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        TestController {
+            engine,
+            metrics,
+            identity,
+            shutdown: Some(tx),
+            task: Some(task),
+            scheduler,
+            _dir: dir,
+        }
+    }
+
+    /// Stops the controller (graceful shutdown) and the engine scheduler.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+        self.scheduler.abort();
+    }
+}
+
+impl Drop for TestController {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+        self.scheduler.abort();
+    }
+}
+
+/// Waits until `condition` holds for the journey, or fails with its YAML.
+pub async fn wait_for(
+    api: &Api<Journey>,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    condition: impl Condition<Journey>,
+) -> Journey {
+    let ns = api.namespace_hint();
+    match tokio::time::timeout(timeout, await_condition(api.clone(), name, condition)).await {
+        Ok(Ok(Some(j))) => j,
+        other => panic!(
+            "journey {name} never reached {what} ({other:?})\n{}",
+            support::dump_journeys(&ns)
+        ),
+    }
+}
+
+/// The status condition `type_` has status `value`.
+pub fn has_condition(type_: &'static str, value: &'static str) -> impl Condition<Journey> {
+    move |j: Option<&Journey>| {
+        j.and_then(|j| j.status.as_ref()).is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == type_ && c.status == value)
+        })
+    }
+}
+
+/// The status phase is `phase`.
+pub fn in_phase(phase: journey_operator::api::Phase) -> impl Condition<Journey> {
+    move |j: Option<&Journey>| {
+        j.and_then(|j| j.status.as_ref()).and_then(|s| s.phase) == Some(phase)
+    }
+}
+
+/// Both hold.
+pub fn and(a: impl Condition<Journey>, b: impl Condition<Journey>) -> impl Condition<Journey> {
+    move |j: Option<&Journey>| a.matches_object(j) && b.matches_object(j)
+}
+
+trait NamespaceHint {
+    fn namespace_hint(&self) -> String;
+}
+
+impl NamespaceHint for Api<Journey> {
+    fn namespace_hint(&self) -> String {
+        // Api does not expose its namespace; the URL path carries it.
+        let url = self.resource_url();
+        url.split('/')
+            .skip_while(|s| *s != "namespaces")
+            .nth(1)
+            .unwrap_or_default()
+            .to_string()
+    }
+}
