@@ -6,4 +6,5 @@ mod controller;
 mod controller_support;
 mod crd;
 mod examples;
+mod semantics;
 mod support;
