@@ -2,4 +2,5 @@
 
 pub mod api;
 pub mod control_plane;
+pub mod dataplane;
 pub mod engine;
