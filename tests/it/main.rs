@@ -1,7 +1,9 @@
-//! Integration tests against the real local control plane started by `hack/test.sh`.
+//! Integration tests against the real local control plane started by `hack/test.sh` (the
+//! `dataplane` tests need no control plane: they run a real engine and HTTP server locally).
 
 mod admission;
 mod control_plane;
 mod crd;
+mod dataplane;
 mod examples;
 mod support;
