@@ -108,13 +108,12 @@ async fn trace(req: Request, next: Next) -> Response {
     let start = Instant::now();
     async move {
         let res = next.run(req).await;
-        let status = res.status().as_u16();
-        tracing::Span::current().record("status", status);
+        tracing::Span::current().record("status", res.status().as_u16());
         let elapsed_ms = start.elapsed().as_millis();
         if res.status().is_server_error() {
-            tracing::warn!(status, elapsed_ms, "request failed");
+            tracing::warn!(elapsed_ms, "request failed");
         } else {
-            tracing::debug!(status, elapsed_ms, "request done");
+            tracing::debug!(elapsed_ms, "request done");
         }
         res
     }

@@ -798,10 +798,32 @@ impl LogBuffer {
     }
 }
 
+const LOG_CHILD: &str = "JOURNEY_DATAPLANE_LOG_TEST_CHILD";
+const LOG_TEST: &str = "dataplane::requests_are_traced_without_tokens_or_payloads";
+
 /// One span per request with method and route; never the token, profile ids or payloads.
-/// (`#[tokio::test]` runs the server on this thread, so a thread-local subscriber sees it.)
+///
+/// tracing caches each call site's interest process-wide, so a subscriber installed by one
+/// test misses call sites that tests on other threads reached first. The test therefore runs
+/// itself again, alone, in a child process with a global subscriber.
 #[tokio::test]
 async fn requests_are_traced_without_tokens_or_payloads() {
+    if std::env::var_os(LOG_CHILD).is_none() {
+        let exe = std::env::current_exe().expect("test binary");
+        let out = std::process::Command::new(exe)
+            .args([LOG_TEST, "--exact", "--test-threads=1"])
+            .env(LOG_CHILD, "1")
+            .output()
+            .expect("run the logging test in a child process");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "child: {}\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
     let logs = LogBuffer::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -809,7 +831,7 @@ async fn requests_are_traced_without_tokens_or_payloads() {
         .with_ansi(false)
         .with_writer(move || writer.clone())
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    tracing::subscriber::set_global_default(subscriber).expect("the only subscriber here");
 
     let p = Plane::start().await;
     let secret_payload = "payload-marker-93b1";
@@ -852,5 +874,29 @@ async fn requests_are_traced_without_tokens_or_payloads() {
     );
     for secret in [TOKEN, "wrong-token-marker", secret_payload, profile] {
         assert!(!text.contains(secret), "{secret:?} was logged:\n{text}");
+    }
+}
+
+/// Concurrent writers are serialized by the engine: every request succeeds, nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_events_are_all_ingested() {
+    let p = Arc::new(Plane::start().await);
+    p.publish(JOURNEY, add_to_cart()).await;
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let p = p.clone();
+            tokio::spawn(async move { p.post("/v1/events", event(&format!("c{i}"))).await.0 })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.expect("join"), StatusCode::ACCEPTED);
+    }
+    assert_eq!(p.all_deliveries().await, 40);
+    let (_, b) = p
+        .get(&format!("/v1/deliveries?journey={JOURNEY}&limit=1000"))
+        .await;
+    assert_eq!(b["deliveries"].as_array().map(Vec::len), Some(40));
+    if let Ok(p) = Arc::try_unwrap(p) {
+        p.shutdown().await;
     }
 }
