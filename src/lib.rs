@@ -3,4 +3,5 @@
 pub mod api;
 pub mod control_plane;
 pub mod controller;
+pub mod dataplane;
 pub mod engine;

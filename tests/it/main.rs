@@ -1,10 +1,12 @@
-//! Integration tests against the real local control plane started by `hack/test.sh`.
+//! Integration tests against the real local control plane started by `hack/test.sh` (the
+//! `dataplane` tests need no control plane: they run a real engine and HTTP server locally).
 
 mod admission;
 mod control_plane;
 mod controller;
 mod controller_support;
 mod crd;
+mod dataplane;
 mod examples;
 mod semantics;
 mod support;
