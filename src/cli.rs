@@ -1,6 +1,7 @@
 //! Command-line entry points.
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -8,7 +9,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use journey_operator::control_plane::{ControlPlaneConfig, LocalControlPlane, vendored_etcd};
 use journey_operator::controller::reconciler::ControllerConfig;
-use journey_operator::controller::runner::RunConfig;
+use journey_operator::controller::runner::{LeaderConfig, RunConfig};
+use journey_operator::dataplane::DataPlaneConfig;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -51,9 +53,34 @@ pub struct RunArgs {
     /// Log format: text or json.
     #[arg(long, env = "JOURNEY_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
-    /// Reporting instance for events (e.g. the pod name).
+    /// Reporting instance for events and leader identity (e.g. the pod name).
     #[arg(long, env = "POD_NAME")]
     pub instance: Option<String>,
+    /// Address of /healthz, /readyz and /metrics ("off" to serve none).
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub ops_addr: String,
+    /// Address of the engine's HTTP data plane.
+    #[arg(long, default_value = "0.0.0.0:8090")]
+    pub data_plane_addr: SocketAddr,
+    /// File holding the data plane's bearer token (e.g. a mounted Secret); without it the data
+    /// plane is not served.
+    #[arg(long, env = "JOURNEY_DATA_PLANE_TOKEN_FILE")]
+    pub data_plane_token_file: Option<PathBuf>,
+    /// Elect a leader on a coordination.k8s.io Lease: only the holder reconciles, runs the
+    /// engine and serves the data plane.
+    #[arg(long, default_value_t = false)]
+    pub leader_election: bool,
+    /// Namespace of the Lease (default: the pod's namespace, else "default").
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    #[arg(long, default_value = "journey-operator")]
+    pub lease_name: String,
+    /// Seconds the lease stays valid without renewal.
+    #[arg(long, default_value_t = 15)]
+    pub lease_duration: u64,
+    /// Seconds before expiry that the holder renews.
+    #[arg(long, default_value_t = 5)]
+    pub lease_grace: u64,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -88,7 +115,23 @@ fn run_controller(args: RunArgs) -> anyhow::Result<()> {
             destinations: None,
         },
         scheduler_idle: args.scheduler_idle,
-        instance: args.instance,
+        instance: args.instance.clone(),
+        ops_addr: match args.ops_addr.as_str() {
+            "off" => None,
+            addr => Some(addr.parse().context("--ops-addr")?),
+        },
+        data_plane: args
+            .data_plane_token_file
+            .map(|token| DataPlaneConfig::new(args.data_plane_addr, token)),
+        leader: args.leader_election.then(|| LeaderConfig {
+            namespace: args.lease_namespace.unwrap_or_else(|| "default".into()),
+            lease_name: args.lease_name,
+            identity: args
+                .instance
+                .unwrap_or_else(|| format!("journey-operator-{}", std::process::id())),
+            duration: args.lease_duration,
+            grace: args.lease_grace,
+        }),
     };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(journey_operator::controller::runner::run(config))?;

@@ -1,6 +1,8 @@
 //! The controller: a thin loop around the pure planner.
 
+pub mod lazy_engine;
 pub mod metrics;
+pub mod ops;
 pub mod planner;
 pub mod reasons;
 pub mod reconciler;

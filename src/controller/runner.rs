@@ -1,5 +1,6 @@
 //! `journey-operator run`: the controller with the engine embedded in the same process.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,10 +10,16 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
+use kube_lease_manager::LeaseManagerBuilder;
+use tokio::net::TcpListener;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use super::lazy_engine::LazyDataPlane;
 use super::reconciler::{self, Context, ControllerConfig};
+use crate::dataplane::{DataPlaneConfig, DataPlaneError, DataPlaneServer};
 use crate::api::journey::Journey;
 use crate::engine::{Engine, EngineConfig, EngineError, JourneyEngine, SqliteStore, SystemClock};
 
@@ -27,6 +34,23 @@ pub struct RunConfig {
     pub scheduler_idle: Duration,
     /// Reporting instance for events (pod name).
     pub instance: Option<String>,
+    /// `/healthz`, `/readyz` and `/metrics` are served here.
+    pub ops_addr: Option<SocketAddr>,
+    /// The engine's data plane over HTTP; `None` serves none.
+    pub data_plane: Option<DataPlaneConfig>,
+    /// Leader election on a Lease; `None` runs as the only writer.
+    pub leader: Option<LeaderConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LeaderConfig {
+    pub namespace: String,
+    pub lease_name: String,
+    pub identity: String,
+    /// Seconds a lease stays valid without renewal.
+    pub duration: u64,
+    /// Seconds before expiry the holder renews.
+    pub grace: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +69,18 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the data plane: {0}")]
+    DataPlane(#[from] DataPlaneError),
+    #[error("serving the operational endpoints on {addr}: {source}")]
+    Ops {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("leader election: {0}")]
+    Lease(String),
+    #[error("lost the leader lease; exiting so that only one replica ever writes")]
+    LeadershipLost,
 }
 
 /// Removes what the controller never reads before objects enter the watch cache.
@@ -76,8 +112,81 @@ fn engine_triggers(
     })
 }
 
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(e) => {
+            warn!(%e, "no SIGTERM handler; stopping on Ctrl-C only");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Waits until this replica holds the lease; returns a receiver that reports losing it.
+async fn acquire_lease(client: &Client, leader: &LeaderConfig) -> Result<watch::Receiver<bool>, RunError> {
+    let manager = LeaseManagerBuilder::new(client.clone(), leader.lease_name.clone())
+        .with_namespace(leader.namespace.clone())
+        .with_identity(leader.identity.clone())
+        .with_duration(leader.duration)
+        .with_grace(leader.grace)
+        .build()
+        .await
+        .map_err(|e| RunError::Lease(e.to_string()))?;
+    let (mut rx, _task) = manager.watch().await;
+    info!(lease = %leader.lease_name, identity = %leader.identity, "standby: waiting for the leader lease");
+    while !*rx.borrow_and_update() {
+        rx.changed().await.map_err(|_| RunError::Lease("lease manager stopped".into()))?;
+    }
+    info!(lease = %leader.lease_name, "leader: holding the lease");
+    Ok(rx)
+}
+
 pub async fn run(config: RunConfig) -> Result<(), RunError> {
     let client = Client::try_default().await?;
+    let metrics = Arc::new(super::metrics::Metrics::default());
+    let (serving_tx, serving_rx) = watch::channel(false);
+    let stop = CancellationToken::new();
+
+    if let Some(addr) = config.ops_addr {
+        let listener = TcpListener::bind(addr).await.map_err(|source| RunError::Ops { addr, source })?;
+        let ops = super::ops::router(metrics.clone(), serving_rx.clone());
+        let stopped = stop.clone().cancelled_owned();
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, ops).with_graceful_shutdown(stopped).await {
+                warn!(%e, "operational endpoints stopped");
+            }
+        });
+        info!(%addr, "serving /healthz, /readyz and /metrics");
+    }
+    let lazy = LazyDataPlane::default();
+    if let Some(dp) = &config.data_plane {
+        let server = DataPlaneServer::bind(dp, Arc::new(lazy.clone()), serving_rx.clone()).await?;
+        let stopped = stop.clone().cancelled_owned();
+        tokio::spawn(async move {
+            if let Err(e) = server.serve(stopped).await {
+                warn!(%e, "data plane stopped");
+            }
+        });
+    }
+
+    let lease = match &config.leader {
+        Some(leader) => {
+            tokio::select! {
+                held = acquire_lease(&client, leader) => Some(held?),
+                _ = shutdown_signal() => {
+                    stop.cancel();
+                    return Ok(());
+                }
+            }
+        }
+        None => None,
+    };
+
     std::fs::create_dir_all(&config.data_dir).map_err(|source| RunError::DataDir {
         dir: config.data_dir.display().to_string(),
         source,
@@ -88,28 +197,38 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         source,
     };
     let store = SqliteStore::open(&db).map_err(engine_error)?;
-    let engine =
-        Engine::new(store, Arc::new(SystemClock), EngineConfig::default()).map_err(engine_error)?;
+    let engine = Engine::new(store, Arc::new(SystemClock), EngineConfig::default()).map_err(engine_error)?;
     let scheduler = engine.spawn_scheduler(config.scheduler_idle);
-    info!(db = %db.display(), "engine open");
-    let shutdown = async {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(e) => {
-                    warn!(%e, "no SIGTERM handler; stopping on Ctrl-C only");
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
+    lazy.set(Arc::new(engine.clone()));
+    let _ = serving_tx.send(true);
+    info!(db = %db.display(), "engine open; serving");
+
+    let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let lost_flag = lost.clone();
+    let shutdown = async move {
+        match lease {
+            Some(mut rx) => {
+                tokio::select! {
+                    _ = shutdown_signal() => {}
+                    _ = async {
+                        while rx.changed().await.is_ok() {
+                            if !*rx.borrow() { break; }
+                        }
+                    } => {
+                        lost_flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
                 }
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+            }
+            None => shutdown_signal().await,
         }
     };
-    let metrics = Arc::new(super::metrics::Metrics::default());
     run_controller(client, Arc::new(engine), &config, metrics, shutdown).await;
+    let _ = serving_tx.send(false);
     scheduler.abort();
+    stop.cancel();
+    if lost.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(RunError::LeadershipLost);
+    }
     info!("controller stopped");
     Ok(())
 }

@@ -80,6 +80,9 @@ impl TestController {
             },
             scheduler_idle: Duration::from_millis(50),
             instance: Some(identity.clone()),
+            ops_addr: None,
+            data_plane: None,
+            leader: None,
         };
         let (tx, rx) = oneshot::channel::<()>();
         let shared: Arc<dyn JourneyEngine> = Arc::new(engine.clone());

@@ -1,0 +1,64 @@
+//! The data plane is bound before this replica knows whether it leads; the engine opens only
+//! once it holds the lease (two replicas never open one SQLite file). Until then the serving
+//! gate answers 503 and this wrapper is never reached; if it were, it would refuse.
+
+use std::sync::{Arc, OnceLock};
+
+use crate::engine::store::RunRecord;
+use crate::engine::{BoxFuture, DataPlane, Delivery, EngineError};
+
+#[derive(Default, Clone)]
+pub struct LazyDataPlane {
+    inner: Arc<OnceLock<Arc<dyn DataPlane>>>,
+}
+
+impl LazyDataPlane {
+    pub fn set(&self, engine: Arc<dyn DataPlane>) {
+        let _ = self.inner.set(engine);
+    }
+
+    fn get(&self) -> Result<&Arc<dyn DataPlane>, EngineError> {
+        self.inner
+            .get()
+            .ok_or_else(|| EngineError::Task("this replica does not hold the lease".into()))
+    }
+}
+
+fn refused<T: Send + 'static>(e: EngineError) -> BoxFuture<Result<T, EngineError>> {
+    Box::pin(async move { Err(e) })
+}
+
+impl DataPlane for LazyDataPlane {
+    fn upsert_profile(&self, id: &str, attributes: serde_json::Value) -> BoxFuture<Result<(), EngineError>> {
+        match self.get() {
+            Ok(e) => e.upsert_profile(id, attributes),
+            Err(err) => refused(err),
+        }
+    }
+
+    fn ingest_event(&self, profile_id: &str, name: &str, payload: serde_json::Value) -> BoxFuture<Result<(), EngineError>> {
+        match self.get() {
+            Ok(e) => e.ingest_event(profile_id, name, payload),
+            Err(err) => refused(err),
+        }
+    }
+
+    fn list_deliveries(
+        &self,
+        key: Option<&str>,
+        profile_id: Option<&str>,
+        limit: Option<i64>,
+    ) -> BoxFuture<Result<Vec<Delivery>, EngineError>> {
+        match self.get() {
+            Ok(e) => e.list_deliveries(key, profile_id, limit),
+            Err(err) => refused(err),
+        }
+    }
+
+    fn run_history(&self, key: &str, limit: i64) -> BoxFuture<Result<Vec<RunRecord>, EngineError>> {
+        match self.get() {
+            Ok(e) => e.run_history(key, limit),
+            Err(err) => refused(err),
+        }
+    }
+}
