@@ -89,9 +89,13 @@ pub enum LogFormat {
     Json,
 }
 
+/// Flags take the API's durations, plus milliseconds (`100ms`) for fine-grained intervals.
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    journey_operator::api::duration::parse_duration(text)
-        .ok_or_else(|| format!("{text:?} is not a duration like 30s, 5m or 1h"))
+    let millis = text.strip_suffix("ms").and_then(|n| n.parse::<u64>().ok());
+    millis
+        .map(Duration::from_millis)
+        .or_else(|| journey_operator::api::duration::parse_duration(text))
+        .ok_or_else(|| format!("{text:?} is not a duration like 100ms, 30s, 5m or 1h"))
 }
 
 fn init_tracing(format: LogFormat) {

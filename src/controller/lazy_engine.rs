@@ -29,14 +29,23 @@ fn refused<T: Send + 'static>(e: EngineError) -> BoxFuture<Result<T, EngineError
 }
 
 impl DataPlane for LazyDataPlane {
-    fn upsert_profile(&self, id: &str, attributes: serde_json::Value) -> BoxFuture<Result<(), EngineError>> {
+    fn upsert_profile(
+        &self,
+        id: &str,
+        attributes: serde_json::Value,
+    ) -> BoxFuture<Result<(), EngineError>> {
         match self.get() {
             Ok(e) => e.upsert_profile(id, attributes),
             Err(err) => refused(err),
         }
     }
 
-    fn ingest_event(&self, profile_id: &str, name: &str, payload: serde_json::Value) -> BoxFuture<Result<(), EngineError>> {
+    fn ingest_event(
+        &self,
+        profile_id: &str,
+        name: &str,
+        payload: serde_json::Value,
+    ) -> BoxFuture<Result<(), EngineError>> {
         match self.get() {
             Ok(e) => e.ingest_event(profile_id, name, payload),
             Err(err) => refused(err),

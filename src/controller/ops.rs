@@ -22,7 +22,10 @@ pub fn router(metrics: Arc<Metrics>, serving: watch::Receiver<bool>) -> Router {
                     if serving {
                         (StatusCode::OK, "ok")
                     } else {
-                        (StatusCode::SERVICE_UNAVAILABLE, "standby: another replica holds the lease")
+                        (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "standby: another replica holds the lease",
+                        )
                     }
                 }
             }),
@@ -32,11 +35,7 @@ pub fn router(metrics: Arc<Metrics>, serving: watch::Receiver<bool>) -> Router {
             get(move || {
                 let body = metrics.render();
                 async move {
-                    (
-                        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-                        body,
-                    )
-                        .into_response()
+                    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
                 }
             }),
         )

@@ -19,8 +19,8 @@ use tracing::{info, warn};
 
 use super::lazy_engine::LazyDataPlane;
 use super::reconciler::{self, Context, ControllerConfig};
-use crate::dataplane::{DataPlaneConfig, DataPlaneError, DataPlaneServer};
 use crate::api::journey::Journey;
+use crate::dataplane::{DataPlaneConfig, DataPlaneError, DataPlaneServer};
 use crate::engine::{Engine, EngineConfig, EngineError, JourneyEngine, SqliteStore, SystemClock};
 
 #[derive(Debug, Clone)]
@@ -128,7 +128,10 @@ async fn shutdown_signal() {
 }
 
 /// Waits until this replica holds the lease; returns a receiver that reports losing it.
-async fn acquire_lease(client: &Client, leader: &LeaderConfig) -> Result<watch::Receiver<bool>, RunError> {
+async fn acquire_lease(
+    client: &Client,
+    leader: &LeaderConfig,
+) -> Result<watch::Receiver<bool>, RunError> {
     let manager = LeaseManagerBuilder::new(client.clone(), leader.lease_name.clone())
         .with_namespace(leader.namespace.clone())
         .with_identity(leader.identity.clone())
@@ -140,7 +143,9 @@ async fn acquire_lease(client: &Client, leader: &LeaderConfig) -> Result<watch::
     let (mut rx, _task) = manager.watch().await;
     info!(lease = %leader.lease_name, identity = %leader.identity, "standby: waiting for the leader lease");
     while !*rx.borrow_and_update() {
-        rx.changed().await.map_err(|_| RunError::Lease("lease manager stopped".into()))?;
+        rx.changed()
+            .await
+            .map_err(|_| RunError::Lease("lease manager stopped".into()))?;
     }
     info!(lease = %leader.lease_name, "leader: holding the lease");
     Ok(rx)
@@ -153,11 +158,16 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
     let stop = CancellationToken::new();
 
     if let Some(addr) = config.ops_addr {
-        let listener = TcpListener::bind(addr).await.map_err(|source| RunError::Ops { addr, source })?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| RunError::Ops { addr, source })?;
         let ops = super::ops::router(metrics.clone(), serving_rx.clone());
         let stopped = stop.clone().cancelled_owned();
         tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, ops).with_graceful_shutdown(stopped).await {
+            if let Err(e) = axum::serve(listener, ops)
+                .with_graceful_shutdown(stopped)
+                .await
+            {
                 warn!(%e, "operational endpoints stopped");
             }
         });
@@ -197,7 +207,8 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         source,
     };
     let store = SqliteStore::open(&db).map_err(engine_error)?;
-    let engine = Engine::new(store, Arc::new(SystemClock), EngineConfig::default()).map_err(engine_error)?;
+    let engine =
+        Engine::new(store, Arc::new(SystemClock), EngineConfig::default()).map_err(engine_error)?;
     let scheduler = engine.spawn_scheduler(config.scheduler_idle);
     lazy.set(Arc::new(engine.clone()));
     let _ = serving_tx.send(true);

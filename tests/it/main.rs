@@ -8,5 +8,6 @@ mod controller_support;
 mod crd;
 mod dataplane;
 mod examples;
+mod operator;
 mod semantics;
 mod support;
