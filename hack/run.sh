@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The main job: uses the configured cluster, or starts the local control plane when there is
-# none, installs the CRDs, applies the example journeys and shows their status until
-# interrupted.
+# The main job, on a fresh machine: uses the configured cluster, or starts the local control
+# plane when there is none; installs the CRDs; runs the controller with the embedded engine;
+# applies the example journeys; feeds simulated profiles and events through the engine's data
+# plane so the journeys visibly move; prints a live status table until interrupted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=hack/lib.sh
@@ -12,11 +13,22 @@ log "building journey-operator"
 cargo build --quiet --bin journey-operator
 bin=target/debug/journey-operator
 
+state="$(mktemp -d "${TMPDIR:-/tmp}/journey-run.XXXXXX")"
+CONTROLLER_PID=""
+cleanup() {
+  if [ -n "$CONTROLLER_PID" ]; then
+    kill -TERM "$CONTROLLER_PID" 2>/dev/null || true
+    wait "$CONTROLLER_PID" 2>/dev/null || true
+  fi
+  stop_control_plane
+  rm -rf "$state"
+}
+trap cleanup EXIT INT TERM
+
 if [ -z "${JOURNEY_LOCAL:-}" ] && "$KUBECTL" version --request-timeout=5s >/dev/null 2>&1; then
   log "using the configured cluster: $("$KUBECTL" config current-context 2>/dev/null || echo in-cluster)"
 else
   ensure_kube_apiserver
-  trap stop_control_plane EXIT INT TERM
   log "no cluster configured: starting the local control plane"
   start_control_plane "$bin"
 fi
@@ -26,13 +38,24 @@ log "installing the CRDs"
 "$KUBECTL" wait --for=condition=Established --timeout=60s crd/journeys.journey.dev >/dev/null
 
 ns="${JOURNEY_DEMO_NAMESPACE:-journeys-demo}"
+ops_port="${JOURNEY_OPS_PORT:-18080}"
+data_port="${JOURNEY_DATA_PLANE_PORT:-18090}"
+head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$state/token"
+log "starting the controller (engine data in $state/data, logs in $state/controller.log)"
+"$bin" run --data-dir "$state/data" --namespace "$ns" \
+  --ops-addr "127.0.0.1:$ops_port" --data-plane-addr "127.0.0.1:$data_port" \
+  --data-plane-token-file "$state/token" --counts-refresh 2s >"$state/controller.log" 2>&1 &
+CONTROLLER_PID=$!
+for _ in $(seq 1 300); do
+  if curl -fsS "http://127.0.0.1:$ops_port/readyz" >/dev/null 2>&1; then break; fi
+  if ! kill -0 "$CONTROLLER_PID" 2>/dev/null; then cat "$state/controller.log" >&2; exit 1; fi
+  sleep 0.1
+done
+
 "$KUBECTL" create namespace "$ns" --dry-run=client -o yaml | "$KUBECTL" apply -f - >/dev/null
 log "applying manifests/examples/ to namespace $ns"
 "$KUBECTL" apply -n "$ns" -f manifests/examples/
 
-log "journeys (Ctrl-C to stop):"
-while true; do
-  "$KUBECTL" get journeys -n "$ns" -o wide
-  sleep "${JOURNEY_STATUS_INTERVAL:-5}"
-  echo
-done
+log "feeding simulated profiles and events (Ctrl-C to stop)"
+"$bin" demo --namespace "$ns" --data-plane "http://127.0.0.1:$data_port" \
+  --token-file "$state/token" --interval "${JOURNEY_STATUS_INTERVAL:-2s}"

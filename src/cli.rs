@@ -31,6 +31,24 @@ pub enum Command {
     ControlPlane(ControlPlaneArgs),
     /// Run the controller with the journey engine embedded (SQLite in --data-dir).
     Run(RunArgs),
+    /// Feed simulated profiles and events into a running operator's data plane and print a
+    /// live status table of the journeys in a namespace.
+    Demo(DemoArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DemoArgs {
+    #[arg(long, default_value = "journeys-demo")]
+    pub namespace: String,
+    /// The data plane's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8090")]
+    pub data_plane: String,
+    #[arg(long, env = "JOURNEY_DATA_PLANE_TOKEN_FILE")]
+    pub token_file: PathBuf,
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub interval: Duration,
+    #[arg(long, default_value_t = 40)]
+    pub events_per_tick: usize,
 }
 
 #[derive(clap::Args, Debug)]
@@ -164,6 +182,19 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::ControlPlane(args) => control_plane(args),
         Command::Run(args) => run_controller(args),
+        Command::Demo(args) => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(journey_operator::demo::run(
+                journey_operator::demo::DemoConfig {
+                    namespace: args.namespace,
+                    data_plane: args.data_plane,
+                    token_file: args.token_file,
+                    interval: args.interval,
+                    events_per_tick: args.events_per_tick,
+                },
+            ))?;
+            Ok(())
+        }
     }
 }
 

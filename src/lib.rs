@@ -4,4 +4,5 @@ pub mod api;
 pub mod control_plane;
 pub mod controller;
 pub mod dataplane;
+pub mod demo;
 pub mod engine;
