@@ -1,21 +1,56 @@
 //! Prometheus metrics. Labels are bounded (reasons, phases, states), never object names.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-/// The controller's counters; one per controller instance.
+use crate::api::status::{JourneyStatus, Phase, ProfileCounts};
+
+/// Upper bounds of the reconcile-duration histogram, in seconds.
+const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+
+#[derive(Debug, Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+/// What the controller last reported for one journey.
+#[derive(Debug, Clone)]
+struct Reported {
+    phase: Option<Phase>,
+    profiles: ProfileCounts,
+}
+
+/// The controller's metrics; one set per controller instance.
 #[derive(Debug, Default)]
 pub struct Metrics {
     reconciles: AtomicU64,
     status_writes: AtomicU64,
     errors: Mutex<BTreeMap<&'static str, u64>>,
+    durations: Mutex<Histogram>,
+    journeys: Mutex<HashMap<String, Reported>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Metrics {
-    pub fn record_reconcile(&self) {
+    pub fn record_reconcile(&self, took: Duration) {
         self.reconciles.fetch_add(1, Ordering::Relaxed);
+        let seconds = took.as_secs_f64();
+        let mut h = lock(&self.durations);
+        h.count += 1;
+        h.sum += seconds;
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if seconds <= *bound {
+                h.counts[i] += 1;
+            }
+        }
     }
 
     pub fn record_status_write(&self) {
@@ -23,8 +58,22 @@ impl Metrics {
     }
 
     pub fn record_error(&self, reason: &'static str) {
-        let mut errors = self.errors.lock().unwrap_or_else(|p| p.into_inner());
-        *errors.entry(reason).or_insert(0) += 1;
+        *lock(&self.errors).entry(reason).or_insert(0) += 1;
+    }
+
+    /// Remembers the journey's phase and profile counts for the by-phase and by-state gauges.
+    pub fn observe(&self, key: &str, status: &JourneyStatus) {
+        lock(&self.journeys).insert(
+            key.to_string(),
+            Reported {
+                phase: status.phase,
+                profiles: status.profiles.clone().unwrap_or_default(),
+            },
+        );
+    }
+
+    pub fn forget(&self, key: &str) {
+        lock(&self.journeys).remove(key);
     }
 
     pub fn reconciles(&self) -> u64 {
@@ -38,27 +87,130 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "# HELP journey_reconciles_total Reconciles completed.");
-        let _ = writeln!(out, "# TYPE journey_reconciles_total counter");
-        let _ = writeln!(out, "journey_reconciles_total {}", self.reconciles());
-        let _ = writeln!(
-            out,
-            "# HELP journey_status_writes_total Status writes to the API server."
+        let mut counter = |name: &str, help: &str, value: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
+        };
+        counter(
+            "journey_reconciles_total",
+            "Reconciles completed.",
+            self.reconciles(),
         );
-        let _ = writeln!(out, "# TYPE journey_status_writes_total counter");
-        let _ = writeln!(out, "journey_status_writes_total {}", self.status_writes());
+        counter(
+            "journey_status_writes_total",
+            "Status writes to the API server.",
+            self.status_writes(),
+        );
         let _ = writeln!(
             out,
             "# HELP journey_reconcile_errors_total Failed reconciles by reason."
         );
         let _ = writeln!(out, "# TYPE journey_reconcile_errors_total counter");
-        let errors = self.errors.lock().unwrap_or_else(|p| p.into_inner());
-        for (reason, count) in errors.iter() {
+        for (reason, count) in lock(&self.errors).iter() {
             let _ = writeln!(
                 out,
                 "journey_reconcile_errors_total{{reason=\"{reason}\"}} {count}"
             );
         }
+
+        let h = lock(&self.durations);
+        let _ = writeln!(
+            out,
+            "# HELP journey_reconcile_duration_seconds Time one reconcile took."
+        );
+        let _ = writeln!(out, "# TYPE journey_reconcile_duration_seconds histogram");
+        for (bound, count) in BUCKETS.iter().zip(h.counts.iter()) {
+            let _ = writeln!(
+                out,
+                "journey_reconcile_duration_seconds_bucket{{le=\"{bound}\"}} {count}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "journey_reconcile_duration_seconds_bucket{{le=\"+Inf\"}} {}",
+            h.count
+        );
+        let _ = writeln!(out, "journey_reconcile_duration_seconds_sum {}", h.sum);
+        let _ = writeln!(out, "journey_reconcile_duration_seconds_count {}", h.count);
+        drop(h);
+
+        let journeys = lock(&self.journeys);
+        let mut by_phase: BTreeMap<String, u64> = [
+            "Draft",
+            "Scheduled",
+            "Live",
+            "Paused",
+            "Resuming",
+            "Closing",
+            "Completed",
+            "Stopped",
+        ]
+        .into_iter()
+        .map(|p| (p.to_string(), 0))
+        .collect();
+        let mut by_state: BTreeMap<&'static str, i64> = BTreeMap::new();
+        for reported in journeys.values() {
+            if let Some(phase) = reported.phase {
+                *by_phase.entry(format!("{phase:?}")).or_insert(0) += 1;
+            }
+            let p = &reported.profiles;
+            for (state, n) in [
+                ("active", p.active),
+                ("waiting", p.waiting),
+                ("held", p.held),
+                ("queued", p.queued),
+                ("discarded", p.discarded),
+                ("excluded", p.excluded),
+                ("exited", p.exited),
+                ("completed", p.completed),
+            ] {
+                *by_state.entry(state).or_insert(0) += n;
+            }
+        }
+        let _ = writeln!(out, "# HELP journey_journeys Journeys by phase.");
+        let _ = writeln!(out, "# TYPE journey_journeys gauge");
+        for (phase, n) in &by_phase {
+            let _ = writeln!(out, "journey_journeys{{phase=\"{phase}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP journey_profiles Profiles by state, summed over journeys."
+        );
+        let _ = writeln!(out, "# TYPE journey_profiles gauge");
+        for (state, n) in &by_state {
+            let _ = writeln!(out, "journey_profiles{{state=\"{state}\"}} {n}");
+        }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_bounded_labels_only() {
+        let m = Metrics::default();
+        m.record_reconcile(Duration::from_millis(20));
+        m.record_error("EngineUnavailable");
+        let status = JourneyStatus {
+            phase: Some(Phase::Paused),
+            profiles: Some(ProfileCounts {
+                held: 7,
+                ..ProfileCounts::default()
+            }),
+            ..JourneyStatus::default()
+        };
+        m.observe("secret-namespace/secret-name", &status);
+        let text = m.render();
+        assert!(text.contains("journey_reconciles_total 1"));
+        assert!(text.contains("journey_reconcile_errors_total{reason=\"EngineUnavailable\"} 1"));
+        assert!(text.contains("journey_reconcile_duration_seconds_bucket{le=\"0.025\"} 1"));
+        assert!(text.contains("journey_reconcile_duration_seconds_bucket{le=\"0.01\"} 0"));
+        assert!(text.contains("journey_journeys{phase=\"Paused\"} 1"));
+        assert!(text.contains("journey_profiles{state=\"held\"} 7"));
+        assert!(!text.contains("secret"), "object names never become labels");
     }
 }

@@ -130,7 +130,9 @@ fn tokens(journey: &Journey) -> Tokens {
     }
 }
 
+#[tracing::instrument(skip_all, fields(namespace = journey.namespace().unwrap_or_default(), name = journey.name_any()))]
 pub async fn reconcile(journey: Arc<Journey>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    let started = Instant::now();
     let ns = journey.namespace().ok_or(ReconcileError::NoNamespace)?;
     let api: Api<Journey> = Api::namespaced(ctx.client.clone(), &ns);
     let key = translate::engine_key(&ns, &journey.name_any());
@@ -141,6 +143,7 @@ pub async fn reconcile(journey: Arc<Journey>, ctx: Arc<Context>) -> Result<Actio
         }
     })
     .await;
+    ctx.metrics.record_reconcile(started.elapsed());
     match result {
         Ok(action) => {
             lock(&ctx.failures).remove(&key);
@@ -319,7 +322,7 @@ async fn apply(
         ctx.metrics.record_status_write();
         announce(ctx, journey, previous, &desired).await;
     }
-    ctx.metrics.record_reconcile();
+    ctx.metrics.observe(&key, &desired);
 
     if let Err(e) = snapshot_result {
         return Err(ReconcileError::Engine(e));
@@ -565,5 +568,6 @@ async fn cleanup(journey: &Journey, ctx: &Context) -> Result<Action, ReconcileEr
         }
     }
     lock(&ctx.counts_written).remove(&key);
+    ctx.metrics.forget(&key);
     Ok(Action::await_change())
 }

@@ -84,7 +84,7 @@ pub enum RunError {
 }
 
 /// Removes what the controller never reads before objects enter the watch cache.
-fn strip_for_cache(journey: &mut Journey) {
+pub(crate) fn strip_for_cache(journey: &mut Journey) {
     journey.managed_fields_mut().clear();
     journey
         .annotations_mut()
@@ -291,4 +291,37 @@ pub async fn run_controller(
             }
         })
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_watch_cache_keeps_neither_managed_fields_nor_last_applied() {
+        let mut journey: Journey = serde_json::from_value(serde_json::json!({
+            "apiVersion": "journey.dev/v1alpha1", "kind": "Journey",
+            "metadata": {
+                "name": "j", "namespace": "ns",
+                "annotations": {
+                    "kubectl.kubernetes.io/last-applied-configuration": "{\"big\": true}",
+                    "journey.dev/run-requested-at": "t1"
+                },
+                "managedFields": [{"manager": "kubectl", "operation": "Apply", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {}}}]
+            },
+            "spec": {"entry": {"event": {"name": "E"}}, "steps": [{"id": "a", "exit": {}}]}
+        }))
+        .expect("journey");
+        strip_for_cache(&mut journey);
+        assert!(journey.managed_fields().is_empty());
+        let annotations = journey.annotations();
+        assert!(!annotations.contains_key("kubectl.kubernetes.io/last-applied-configuration"));
+        assert_eq!(
+            annotations
+                .get("journey.dev/run-requested-at")
+                .map(String::as_str),
+            Some("t1"),
+            "tokens stay"
+        );
+    }
 }
