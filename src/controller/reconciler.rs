@@ -327,9 +327,12 @@ async fn apply(
     if let Err(e) = snapshot_result {
         return Err(ReconcileError::Engine(e));
     }
-    Ok(match requeue {
-        Some(after) => Action::requeue(after.min(ctx.config.resync)),
-        None => Action::requeue(ctx.config.resync),
+    Ok(match (requeue, &block) {
+        (Some(after), _) => Action::requeue(after.min(ctx.config.resync)),
+        // The user must act: nothing to retry until the spec (or the engine) changes, and both
+        // trigger a reconcile.
+        (None, Some(_)) => Action::await_change(),
+        (None, None) => Action::requeue(ctx.config.resync),
     })
 }
 
