@@ -11,7 +11,7 @@ use journey_operator::engine::{DataPlane, JourneyEngine};
 use kube::Api;
 use serde_json::{Value, json};
 
-use crate::controller_support::{TestController, and, has_condition, in_phase, wait_for};
+use crate::controller_support::{and, apply, has_condition, in_phase, manifest, setup, wait_for};
 use crate::support::{self, KubectlOutput, kubectl};
 
 /// kubectl commands that block until the controller acts (wait, delete) must not block the
@@ -28,39 +28,12 @@ async fn kubectl_blocking(args: &[&str]) -> KubectlOutput {
 
 const WAIT: Duration = Duration::from_secs(60);
 
-fn manifest(name: &str, spec: Value) -> String {
-    serde_yaml::to_string(&json!({
-        "apiVersion": "journey.dev/v1alpha1",
-        "kind": "Journey",
-        "metadata": {"name": name},
-        "spec": spec
-    }))
-    .expect("yaml")
-}
-
-fn apply(ns: &str, name: &str, spec: Value) {
-    let out = kubectl(&["apply", "-n", ns, "-f", "-"], Some(&manifest(name, spec)));
-    assert!(
-        out.success,
-        "kubectl apply {name}: {out:?}\n{}",
-        support::dump_journeys(ns)
-    );
-}
-
 fn record_journey(state: &str) -> Value {
     json!({
         "state": state,
         "entry": {"event": {"name": "SignedUp"}},
         "steps": [{"id": "welcome", "action": {"channel": "record", "message": {"template": "welcome"}}}]
     })
-}
-
-async fn setup(prefix: &str) -> (String, Api<Journey>, TestController) {
-    support::install_crds().await;
-    let client = support::client().await;
-    let ns = support::namespace(&client, prefix).await;
-    let controller = TestController::start(&ns).await;
-    (ns.clone(), Api::namespaced(client, &ns), controller)
 }
 
 async fn feed(engine: &impl DataPlane, profile: &str, attributes: Value, event: &str) {

@@ -182,3 +182,33 @@ impl NamespaceHint for Api<Journey> {
             .to_string()
     }
 }
+
+/// A Journey manifest as a user would write it.
+pub fn manifest(name: &str, spec: serde_json::Value) -> String {
+    serde_yaml::to_string(&serde_json::json!({
+        "apiVersion": "journey.dev/v1alpha1",
+        "kind": "Journey",
+        "metadata": {"name": name},
+        "spec": spec
+    }))
+    .expect("yaml")
+}
+
+/// `kubectl apply` of a Journey, which must be accepted.
+pub fn apply(ns: &str, name: &str, spec: serde_json::Value) {
+    let out = support::kubectl(&["apply", "-n", ns, "-f", "-"], Some(&manifest(name, spec)));
+    assert!(
+        out.success,
+        "kubectl apply {name}: {out:?}\n{}",
+        support::dump_journeys(ns)
+    );
+}
+
+/// A fresh namespace with its own in-process controller.
+pub async fn setup(prefix: &str) -> (String, Api<Journey>, TestController) {
+    support::install_crds().await;
+    let client = support::client().await;
+    let ns = support::namespace(&client, prefix).await;
+    let controller = TestController::start(&ns).await;
+    (ns.clone(), Api::namespaced(client, &ns), controller)
+}

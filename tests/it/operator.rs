@@ -10,8 +10,8 @@ use journey_operator::api::{Journey, Phase};
 use kube::Api;
 use serde_json::{Value, json};
 
-use crate::controller_support::{and, has_condition, in_phase, wait_for};
-use crate::support::{self, kubectl};
+use crate::controller_support::{and, apply, has_condition, in_phase, wait_for};
+use crate::support;
 
 const WAIT: Duration = Duration::from_secs(90);
 const TOKEN: &str = "operator-test-token";
@@ -155,16 +155,6 @@ async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-fn apply(ns: &str, name: &str, spec: Value) {
-    let manifest = serde_yaml::to_string(&json!({
-        "apiVersion": "journey.dev/v1alpha1", "kind": "Journey",
-        "metadata": {"name": name}, "spec": spec
-    }))
-    .expect("yaml");
-    let out = kubectl(&["apply", "-n", ns, "-f", "-"], Some(&manifest));
-    assert!(out.success, "{out:?}");
 }
 
 fn journey(state: &str, extra: Value) -> Value {

@@ -6,27 +6,14 @@ use std::time::Duration;
 use futures::StreamExt;
 use journey_operator::api::{Journey, Phase};
 use journey_operator::engine::{DataPlane, JourneyEngine};
-use kube::Api;
 use serde_json::{Value, json};
 
-use crate::controller_support::{TestController, and, has_condition, in_phase, wait_for};
-use crate::support::{self, kubectl};
+use crate::controller_support::{
+    TestController, and, apply, has_condition, in_phase, setup, wait_for,
+};
+use crate::support::kubectl;
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn apply(ns: &str, name: &str, spec: Value) {
-    let manifest = serde_yaml::to_string(&json!({
-        "apiVersion": "journey.dev/v1alpha1", "kind": "Journey",
-        "metadata": {"name": name}, "spec": spec
-    }))
-    .expect("yaml");
-    let out = kubectl(&["apply", "-n", ns, "-f", "-"], Some(&manifest));
-    assert!(
-        out.success,
-        "kubectl apply {name}: {out:?}\n{}",
-        support::dump_journeys(ns)
-    );
-}
 
 fn annotate(ns: &str, name: &str, annotation: &str, token: &str) {
     let out = kubectl(
@@ -41,14 +28,6 @@ fn annotate(ns: &str, name: &str, annotation: &str, token: &str) {
         None,
     );
     assert!(out.success, "{out:?}");
-}
-
-async fn setup(prefix: &str) -> (String, Api<Journey>, TestController) {
-    support::install_crds().await;
-    let client = support::client().await;
-    let ns = support::namespace(&client, prefix).await;
-    let controller = TestController::start(&ns).await;
-    (ns.clone(), Api::namespaced(client, &ns), controller)
 }
 
 async fn feed_many(
