@@ -173,6 +173,12 @@ pub fn error_policy(journey: Arc<Journey>, error: &ReconcileError, ctx: Arc<Cont
         .min(Duration::from_secs(300));
     warn!(journey = %key, reason = error.reason(), %error, retry_in = ?delay, "reconcile failed");
     ctx.metrics.record_error(error.reason());
+    // Every error gets an event too (the recorder folds repeats into a series).
+    let note = format!("{error}; retrying in {}s", delay.as_secs());
+    let reason = error.reason();
+    tokio::spawn(async move {
+        publish(&ctx, &journey, EventType::Warning, reason, note).await;
+    });
     Action::requeue(delay)
 }
 

@@ -525,3 +525,43 @@ async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A resource re-created over a stopped engine journey cannot revive it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_engine_journey_stays_stopped_whatever_a_new_resource_says() {
+    let (ns, api, controller) = setup("stopped-adopt").await;
+    let mut spec = record_journey("Stopped");
+    spec["deletionPolicy"] = json!("Orphan");
+    apply(&ns, "old", spec);
+    wait_for(&api, "old", "Stopped", WAIT, in_phase(Phase::Stopped)).await;
+    let out = kubectl_blocking(&["delete", "journey", "old", "-n", &ns, "--timeout=60s"]).await;
+    assert!(out.success, "{out:?}");
+
+    apply(&ns, "old", record_journey("Published"));
+    let stalled = wait_for(
+        &api,
+        "old",
+        "Stalled",
+        WAIT,
+        has_condition("Stalled", "True"),
+    )
+    .await;
+    let reason = stalled
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Stalled"))
+        .map(|c| c.reason.clone());
+    assert_eq!(reason.as_deref(), Some("JourneyStopped"));
+    assert_eq!(
+        stalled.status.as_ref().and_then(|s| s.phase),
+        Some(Phase::Stopped)
+    );
+    let engine = controller
+        .engine
+        .status(&format!("{ns}/old"))
+        .await
+        .expect("status")
+        .expect("known");
+    assert_eq!(engine.phase.name(), "Stopped");
+    controller.stop().await;
+}
