@@ -32,6 +32,9 @@ ensure_tools() {
   command -v go >/dev/null || { echo "go is required to build kube-apiserver" >&2; exit 1; }
   ensure_kubectl
   ensure_kube_apiserver
+  # Argo CD's Lua VM (gopher-lua) for the health-check tests.
+  ARGOCD_HEALTH="$("$(dirname "${BASH_SOURCE[0]}")/build-go-helper.sh" argocd-health)"
+  export ARGOCD_HEALTH
 }
 
 # Starts etcd + kube-apiserver in the background (tied to this shell) and exports KUBECONFIG.

@@ -2,6 +2,7 @@
 //! `dataplane` tests need no control plane: they run a real engine and HTTP server locally).
 
 mod admission;
+mod argocd;
 mod control_plane;
 mod controller;
 mod controller_support;
