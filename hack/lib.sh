@@ -34,7 +34,9 @@ ensure_tools() {
   ensure_kube_apiserver
   # Argo CD's Lua VM (gopher-lua) for the health-check tests.
   ARGOCD_HEALTH="$("$(dirname "${BASH_SOURCE[0]}")/build-go-helper.sh" argocd-health)"
-  export ARGOCD_HEALTH
+  # kstatus from sigs.k8s.io/cli-utils, as Flux and kpt compute it.
+  KSTATUS="$("$(dirname "${BASH_SOURCE[0]}")/build-go-helper.sh" kstatus)"
+  export ARGOCD_HEALTH KSTATUS
 }
 
 # Starts etcd + kube-apiserver in the background (tied to this shell) and exports KUBECONFIG.

@@ -1,5 +1,7 @@
-//! The Argo CD health check (manifests/argocd/health.lua), run in gopher-lua — the Lua VM Argo
-//! CD uses — over Journeys captured live from the real controller, one per phase.
+//! Argo CD and kstatus read the truth: the Argo CD health check (manifests/argocd/health.lua),
+//! run in gopher-lua — the Lua VM Argo CD uses — and the kstatus computation of
+//! sigs.k8s.io/cli-utils (what Flux and kpt use), over Journeys captured live from the real
+//! controller, one per phase.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -15,12 +17,21 @@ use crate::support::kubectl;
 const WAIT: Duration = Duration::from_secs(60);
 
 fn health(object: &Value) -> (String, String) {
-    let helper = std::env::var("ARGOCD_HEALTH").unwrap_or_else(|_| {
-        panic!("ARGOCD_HEALTH is not set: run the tests with hack/test.sh, which builds the gopher-lua helper")
-    });
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/argocd/health.lua");
+    run_helper("ARGOCD_HEALTH", &[script], object)
+}
+
+fn kstatus(object: &Value) -> (String, String) {
+    run_helper("KSTATUS", &[], object)
+}
+
+/// Runs one of the Go helpers hack/test.sh builds (its path in `env`) over `object`.
+fn run_helper(env: &str, args: &[&str], object: &Value) -> (String, String) {
+    let helper = std::env::var(env).unwrap_or_else(|_| {
+        panic!("{env} is not set: run the tests with hack/test.sh, which builds the Go helpers")
+    });
     let mut child = Command::new(helper)
-        .arg(script)
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
