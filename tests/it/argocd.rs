@@ -274,13 +274,24 @@ async fn argocd_health_of_journeys_in_every_phase() {
         "Waiting for the controller",
     ));
 
-    for (name, object, status, message) in cases {
-        let (got_status, got_message) = health(&object);
-        assert_eq!(got_status, status, "{name}: {got_message}");
+    for (name, object, status, message) in &cases {
+        let (got_status, got_message) = health(object);
+        assert_eq!(&got_status, status, "{name}: {got_message}");
         assert!(
             got_message.starts_with(message),
             "{name}: {got_message:?} should start with {message:?}"
         );
+    }
+    // kstatus: Current when Ready, InProgress while Resuming or not yet observed, Failed when
+    // Stalled.
+    for (name, object, _, _) in &cases {
+        let expected = match *name {
+            "resuming" | "behind" => "InProgress",
+            "stalled" => "Failed",
+            _ => "Current",
+        };
+        let (got, message) = kstatus(object);
+        assert_eq!(got, expected, "kstatus of {name}: {message}");
     }
     let paused = health(&capture(&ns, "paused", "paused")).1;
     assert!(paused.contains("copy review"), "{paused}");

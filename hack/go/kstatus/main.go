@@ -6,15 +6,23 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 )
 
 func main() {
+	data, err := io.ReadAll(os.Stdin)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "reading the object:", err)
+		os.Exit(2)
+	}
+	// Kubernetes' JSON decoding: integers become int64, as unstructured objects expect.
 	var obj map[string]interface{}
-	if err := json.NewDecoder(os.Stdin).Decode(&obj); err != nil {
+	if err := utiljson.Unmarshal(data, &obj); err != nil {
 		fmt.Fprintln(os.Stderr, "reading the object:", err)
 		os.Exit(2)
 	}
