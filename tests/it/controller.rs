@@ -428,6 +428,7 @@ async fn zero_writes_at_steady_state() {
         crate::controller_support::Options {
             resync: Duration::from_secs(1),
             counts_refresh: Duration::from_millis(500),
+            identity: None,
         },
     )
     .await;

@@ -31,6 +31,8 @@ pub struct TestController {
 pub struct Options {
     pub resync: Duration,
     pub counts_refresh: Duration,
+    /// Act as this identity (user name, kubeconfig) instead of a freshly minted admin.
+    pub identity: Option<(String, std::path::PathBuf)>,
 }
 
 impl Default for Options {
@@ -38,6 +40,7 @@ impl Default for Options {
         Options {
             resync: Duration::from_secs(300),
             counts_refresh: Duration::from_millis(500),
+            identity: None,
         }
     }
 }
@@ -54,20 +57,28 @@ impl TestController {
             Engine::new(store, Arc::new(SystemClock), EngineConfig::default()).expect("engine");
         let scheduler = engine.spawn_scheduler(Duration::from_millis(50));
 
-        // The controller acts as its own user, an admin, so its requests are identifiable.
-        let identity = format!("journey-controller-{namespace}");
-        let cp = support::control_plane_dir();
-        let cert = mint_client_cert(&cp, &identity, Some("system:masters")).expect("cert");
-        let server = {
-            let kc =
-                kube::config::Kubeconfig::read_from(support::kubeconfig()).expect("kubeconfig");
-            kc.clusters[0]
-                .cluster
-                .as_ref()
-                .and_then(|c| c.server.clone())
-                .expect("server")
+        let (identity, kubeconfig) = match options.identity {
+            Some(given) => given,
+            None => {
+                // The controller acts as its own user, an admin, so its requests are
+                // identifiable in the audit log.
+                let identity = format!("journey-controller-{namespace}");
+                let cp = support::control_plane_dir();
+                let cert = mint_client_cert(&cp, &identity, Some("system:masters")).expect("cert");
+                let server = {
+                    let kc = kube::config::Kubeconfig::read_from(support::kubeconfig())
+                        .expect("kubeconfig");
+                    kc.clusters[0]
+                        .cluster
+                        .as_ref()
+                        .and_then(|c| c.server.clone())
+                        .expect("server")
+                };
+                let kubeconfig =
+                    write_kubeconfig_for(&cp, &server, &identity, &cert).expect("kubeconfig");
+                (identity, kubeconfig)
+            }
         };
-        let kubeconfig = write_kubeconfig_for(&cp, &server, &identity, &cert).expect("kubeconfig");
         let client = support::client_for(&kubeconfig).await;
 
         let config = RunConfig {

@@ -9,6 +9,7 @@ mod controller_support;
 mod crd;
 mod dataplane;
 mod examples;
+mod install;
 mod operator;
 mod semantics;
 mod support;
