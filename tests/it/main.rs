@@ -11,5 +11,6 @@ mod dataplane;
 mod examples;
 mod install;
 mod operator;
+mod policy;
 mod semantics;
 mod support;
