@@ -257,12 +257,14 @@ async fn killing_the_controller_during_a_resume_releases_every_profile_once() {
         "j",
         journey("Paused", json!({"pause": {"mode": "Hold"}})),
     );
+    // Everyone still in the wait when the pause landed is held at the action (on a loaded
+    // machine a few may have been sent before it: each still gets exactly one message).
     let held = |j: Option<&Journey>| {
         j.and_then(|j| j.status.as_ref())
             .and_then(|s| s.profiles.as_ref())
-            .is_some_and(|p| p.held == PROFILES as i64)
+            .is_some_and(|p| p.waiting + p.active == 0 && p.held > 1)
     };
-    wait_for(&api, "j", "all held", WAIT, held).await;
+    wait_for(&api, "j", "the waiting profiles held", WAIT, held).await;
 
     apply(
         &ns,
