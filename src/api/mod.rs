@@ -6,6 +6,7 @@ pub mod crd;
 pub mod duration;
 pub mod journey;
 pub mod lifecycle;
+pub mod schema_check;
 pub mod status;
 pub mod validate;
 
