@@ -47,11 +47,19 @@ fn check(schema: &Value, value: &Value, path: &str, out: &mut Vec<Violation>) {
     if value.is_null() && schema.get("nullable").and_then(Value::as_bool) == Some(true) {
         return;
     }
-    if schema.get("x-kubernetes-preserve-unknown-fields").and_then(Value::as_bool) == Some(true)
+    if schema
+        .get("x-kubernetes-preserve-unknown-fields")
+        .and_then(Value::as_bool)
+        == Some(true)
         && schema.get("properties").is_none()
     {
         if schema.get("type").and_then(Value::as_str) == Some("object") && !value.is_object() {
-            violation(out, path, format!("Invalid value: {value}: {path} must be of type object"), "type");
+            violation(
+                out,
+                path,
+                format!("Invalid value: {value}: {path} must be of type object"),
+                "type",
+            );
         }
         return;
     }
@@ -69,7 +77,10 @@ fn check(schema: &Value, value: &Value, path: &str, out: &mut Vec<Violation>) {
         violation(
             out,
             path,
-            format!("Invalid value: {value}: {path} must be of type {}", expected.unwrap_or("?")),
+            format!(
+                "Invalid value: {value}: {path} must be of type {}",
+                expected.unwrap_or("?")
+            ),
             "type",
         );
         return;
@@ -78,7 +89,15 @@ fn check(schema: &Value, value: &Value, path: &str, out: &mut Vec<Violation>) {
         && !allowed.contains(value)
     {
         let names: Vec<String> = allowed.iter().map(|v| v.to_string()).collect();
-        violation(out, path, format!("Unsupported value: {value}: supported values: {}", names.join(", ")), "enum");
+        violation(
+            out,
+            path,
+            format!(
+                "Unsupported value: {value}: supported values: {}",
+                names.join(", ")
+            ),
+            "enum",
+        );
     }
     match value {
         Value::String(text) => {
@@ -86,41 +105,84 @@ fn check(schema: &Value, value: &Value, path: &str, out: &mut Vec<Violation>) {
             if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
                 && len > max
             {
-                violation(out, path, format!("Too long: may not be more than {max} bytes"), "maxLength");
+                violation(
+                    out,
+                    path,
+                    format!("Too long: may not be more than {max} bytes"),
+                    "maxLength",
+                );
             }
             if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
                 && len < min
             {
-                violation(out, path, format!("Invalid value: {value}: {path} in body should be at least {min} chars long"), "minLength");
+                violation(
+                    out,
+                    path,
+                    format!(
+                        "Invalid value: {value}: {path} in body should be at least {min} chars long"
+                    ),
+                    "minLength",
+                );
             }
             if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)
                 && regex::Regex::new(pattern).is_ok_and(|re| !re.is_match(text))
             {
-                violation(out, path, format!("Invalid value: {value}: {path} in body should match '{pattern}'"), "pattern");
+                violation(
+                    out,
+                    path,
+                    format!("Invalid value: {value}: {path} in body should match '{pattern}'"),
+                    "pattern",
+                );
             }
         }
         Value::Number(n) => {
-            if let (Some(min), Some(v)) = (schema.get("minimum").and_then(Value::as_f64), n.as_f64())
+            if let (Some(min), Some(v)) =
+                (schema.get("minimum").and_then(Value::as_f64), n.as_f64())
                 && v < min
             {
-                violation(out, path, format!("Invalid value: {v}: {path} in body should be greater than or equal to {min}"), "minimum");
+                violation(
+                    out,
+                    path,
+                    format!(
+                        "Invalid value: {v}: {path} in body should be greater than or equal to {min}"
+                    ),
+                    "minimum",
+                );
             }
-            if let (Some(max), Some(v)) = (schema.get("maximum").and_then(Value::as_f64), n.as_f64())
+            if let (Some(max), Some(v)) =
+                (schema.get("maximum").and_then(Value::as_f64), n.as_f64())
                 && v > max
             {
-                violation(out, path, format!("Invalid value: {v}: {path} in body should be less than or equal to {max}"), "maximum");
+                violation(
+                    out,
+                    path,
+                    format!(
+                        "Invalid value: {v}: {path} in body should be less than or equal to {max}"
+                    ),
+                    "maximum",
+                );
             }
         }
         Value::Array(items) => {
             if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
                 && items.len() as u64 > max
             {
-                violation(out, path, format!("Too many: {}: must have at most {max} items", items.len()), "maxItems");
+                violation(
+                    out,
+                    path,
+                    format!("Too many: {}: must have at most {max} items", items.len()),
+                    "maxItems",
+                );
             }
             if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
                 && (items.len() as u64) < min
             {
-                violation(out, path, format!("Invalid value: {path} in body should have at least {min} items"), "minItems");
+                violation(
+                    out,
+                    path,
+                    format!("Invalid value: {path} in body should have at least {min} items"),
+                    "minItems",
+                );
             }
             let keys: Vec<&str> = schema
                 .get("x-kubernetes-list-map-keys")
@@ -130,9 +192,17 @@ fn check(schema: &Value, value: &Value, path: &str, out: &mut Vec<Violation>) {
             if !keys.is_empty() {
                 let mut seen = HashSet::new();
                 for (i, item) in items.iter().enumerate() {
-                    let key: Vec<String> = keys.iter().map(|k| item.get(k).map(|v| v.to_string()).unwrap_or_default()).collect();
+                    let key: Vec<String> = keys
+                        .iter()
+                        .map(|k| item.get(k).map(|v| v.to_string()).unwrap_or_default())
+                        .collect();
                     if !seen.insert(key.clone()) {
-                        violation(out, &format!("{path}[{i}]"), format!("Duplicate value: {{{}}}", key.join(", ")), "list-map-keys");
+                        violation(
+                            out,
+                            &format!("{path}[{i}]"),
+                            format!("Duplicate value: {{{}}}", key.join(", ")),
+                            "list-map-keys",
+                        );
                     }
                 }
             }
@@ -147,16 +217,20 @@ fn check(schema: &Value, value: &Value, path: &str, out: &mut Vec<Violation>) {
             if let Some(required) = schema.get("required").and_then(Value::as_array) {
                 for field in required.iter().filter_map(Value::as_str) {
                     if !map.contains_key(field) {
-                        violation(out, &format!("{path}.{field}"), "Required value".into(), "required");
+                        violation(
+                            out,
+                            &format!("{path}.{field}"),
+                            "Required value".into(),
+                            "required",
+                        );
                     }
                 }
             }
             if let Some(properties) = properties {
                 for (key, child) in map {
-                    match properties.get(key) {
-                        Some(child_schema) => check(child_schema, child, &format!("{path}.{key}"), out),
-                        // Unknown fields are pruned by the apiserver, not rejected.
-                        None => {}
+                    // Unknown fields are pruned by the apiserver, not rejected.
+                    if let Some(child_schema) = properties.get(key) {
+                        check(child_schema, child, &format!("{path}.{key}"), out);
                     }
                 }
             }
@@ -185,14 +259,22 @@ mod tests {
             ("/steps/0/id", json!("Not_A_Label"), "should match"),
             ("/resume", json!({"rate": -1}), "greater than or equal to 0"),
             ("/steps", json!([]), "at least 1 items"),
-            ("/steps", json!([{"id": "a", "exit": {}}, {"id": "a", "exit": {}}]), "Duplicate value"),
+            (
+                "/steps",
+                json!([{"id": "a", "exit": {}}, {"id": "a", "exit": {}}]),
+                "Duplicate value",
+            ),
             ("/entry", json!({"event": {}}), "Required value"),
             ("/globalFilter", json!("x".repeat(5000)), "Too long"),
         ];
         for (pointer, value, expected) in cases {
             let mut spec = ok.clone();
             let (parent, key) = pointer.rsplit_once('/').expect("pointer");
-            let target = if parent.is_empty() { &mut spec } else { spec.pointer_mut(parent).expect("parent") };
+            let target = if parent.is_empty() {
+                &mut spec
+            } else {
+                spec.pointer_mut(parent).expect("parent")
+            };
             match target {
                 Value::Object(map) => {
                     map.insert(key.to_string(), value);
@@ -201,7 +283,10 @@ mod tests {
                 _ => unreachable!(),
             }
             let found = schema_violations(&journey(spec));
-            assert!(found.iter().any(|v| v.message.contains(expected)), "{pointer}: {found:?}");
+            assert!(
+                found.iter().any(|v| v.message.contains(expected)),
+                "{pointer}: {found:?}"
+            );
         }
     }
 }

@@ -112,7 +112,13 @@ pub fn plan(observed: &Observed<'_>) -> Plan {
             return plan;
         }
         if pause_expired(spec, s) {
-            let desired = translate::desired_lifecycle(spec);
+            let desired = match translate::desired_lifecycle(spec) {
+                Ok(d) => d,
+                Err(e) => {
+                    plan.block = Some(Block::Invalid(e.to_string()));
+                    return plan;
+                }
+            };
             let filter_changed = match &desired {
                 DesiredLifecycle::Paused(o) => o.global_filter != s.global_filter,
                 _ => false,
@@ -141,7 +147,14 @@ pub fn plan(observed: &Observed<'_>) -> Plan {
     if needs_definition && engine_hash != observed.definition_hash {
         plan.commands.push(Command::ApplyDefinition);
     }
-    let desired = translate::desired_lifecycle(spec);
+    let desired = match translate::desired_lifecycle(spec) {
+        Ok(d) => d,
+        Err(e) => {
+            plan.block = Some(Block::Invalid(e.to_string()));
+            plan.commands.clear();
+            return plan;
+        }
+    };
     if snapshot.is_none_or(|s| s.desired != desired) {
         plan.commands.push(Command::SetLifecycle(desired));
     }

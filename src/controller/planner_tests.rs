@@ -44,6 +44,7 @@ fn snapshot(phase: engine::Phase, desired: DesiredLifecycle) -> StatusSnapshot {
         last_handled_run_request: None,
         last_handled_full_run_request: None,
         last_handled_restart_request: None,
+        deferred_run: None,
     }
 }
 

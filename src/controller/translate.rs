@@ -4,10 +4,9 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
-use crate::api::journey::{JourneySpec, PauseEntries, PauseExpiry, PauseMode, PauseWaits};
-use crate::api::lifecycle::JourneyState;
+use crate::api::journey::{JourneySpec, PauseMode};
 use crate::api::status::{self, Phase};
-use crate::engine::{self, DesiredLifecycle, PauseOptions};
+use crate::engine::{self, DesiredLifecycle};
 
 /// The engine's key for a journey.
 pub fn engine_key(namespace: &str, name: &str) -> String {
@@ -27,42 +26,12 @@ pub fn definition(spec: &JourneySpec) -> Result<engine::Definition, TranslateErr
     serde_json::from_value(value).map_err(|e| TranslateError::Definition(e.to_string()))
 }
 
-/// The lifecycle the engine should be driven to.
-pub fn desired_lifecycle(spec: &JourneySpec) -> DesiredLifecycle {
-    match spec.state {
-        JourneyState::Draft => DesiredLifecycle::Draft,
-        JourneyState::Published => DesiredLifecycle::Published,
-        JourneyState::Closed => DesiredLifecycle::Closed,
-        JourneyState::Stopped => DesiredLifecycle::Stopped,
-        JourneyState::Paused => {
-            let pause = spec.pause.clone().unwrap_or_default();
-            let max_ms = crate::api::duration::parse_duration(&pause.max_duration)
-                .and_then(|d| i64::try_from(d.as_millis()).ok())
-                .unwrap_or(engine::definition::MAX_PAUSE_MS);
-            DesiredLifecycle::Paused(PauseOptions {
-                mode: match pause.mode {
-                    PauseMode::Hold => engine::PauseMode::Hold,
-                    PauseMode::Discard => engine::PauseMode::Discard,
-                    PauseMode::EntryOnly => engine::PauseMode::EntryOnly,
-                },
-                entries: match pause.entries {
-                    PauseEntries::Discard => engine::PauseEntries::Discard,
-                    PauseEntries::Queue => engine::PauseEntries::Queue,
-                },
-                waits: match pause.waits {
-                    PauseWaits::Continue => engine::PauseWaits::Continue,
-                    PauseWaits::Extend => engine::PauseWaits::Extend,
-                },
-                max_duration_ms: max_ms,
-                on_expiry: match pause.on_expiry {
-                    PauseExpiry::Resume => engine::OnExpiry::Resume,
-                    PauseExpiry::Stop => engine::OnExpiry::Stop,
-                },
-                reason: pause.reason.clone(),
-                global_filter: spec.global_filter.clone(),
-            })
-        }
-    }
+/// The lifecycle the engine should be driven to: the engine's own reading of `spec.state`,
+/// `spec.pause` and `spec.globalFilter`.
+pub fn desired_lifecycle(spec: &JourneySpec) -> Result<DesiredLifecycle, TranslateError> {
+    let def = definition(spec)?;
+    DesiredLifecycle::from_spec(spec.state.as_str(), &def)
+        .map_err(|e| TranslateError::Definition(e.to_string()))
 }
 
 pub fn phase(p: engine::Phase) -> Phase {

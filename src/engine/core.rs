@@ -92,6 +92,15 @@ pub(crate) struct Inner<S: Store> {
     filters: Mutex<HashMap<String, Arc<Expr>>>,
     pub(crate) changes: broadcast::Sender<String>,
     pub(crate) wake: Notify,
+    /// Control-plane and data-plane writers waiting for the writer lock; the
+    /// scheduler yields between batches while this is non-zero, so a pause
+    /// call waits for at most one batch.
+    priority: std::sync::atomic::AtomicUsize,
+    /// Engine-wide held count for the guardrail: (measured at, count). Re-counted
+    /// at most once per second (seed 002 checks every 30 minutes) and kept up to
+    /// date with the holds this process makes in between (conservative: releases
+    /// are only seen at the next count).
+    held_cache: Mutex<Option<(std::time::Instant, i64)>>,
 }
 
 /// The journey engine. Cheap to clone (shared state).
@@ -150,12 +159,18 @@ impl<S: Store> Engine<S> {
                 filters: Mutex::new(HashMap::new()),
                 changes,
                 wake: Notify::new(),
+                priority: std::sync::atomic::AtomicUsize::new(0),
+                held_cache: Mutex::new(None),
             }),
         })
     }
 
     pub fn store(&self) -> &S {
         &self.inner.store
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
     }
 
     pub fn now(&self) -> Millis {
@@ -165,6 +180,23 @@ impl<S: Store> Engine<S> {
     /// Subscribes to the change stream: keys of journeys whose status changed.
     pub fn subscribe(&self) -> broadcast::Receiver<String> {
         self.inner.changes.subscribe()
+    }
+
+    /// A write that takes precedence over the scheduler's batches.
+    fn write<R>(&self, f: impl FnOnce(&mut dyn StoreTx) -> Result<R>) -> Result<R> {
+        use std::sync::atomic::Ordering;
+        self.inner.priority.fetch_add(1, Ordering::SeqCst);
+        let r = self.inner.store.write(f);
+        self.inner.priority.fetch_sub(1, Ordering::SeqCst);
+        r
+    }
+
+    /// Scheduler side: let waiting priority writers go first.
+    fn yield_to_priority(&self) {
+        use std::sync::atomic::Ordering;
+        while self.inner.priority.load(Ordering::SeqCst) > 0 {
+            std::thread::sleep(std::time::Duration::from_micros(50));
+        }
     }
 
     fn notify(&self, key: &str) {
@@ -230,7 +262,7 @@ impl<S: Store> Engine<S> {
         let hash = def.content_hash()?;
         let json = def.versioned_json()?;
         let now = self.now();
-        let out = self.inner.store.write(|tx| {
+        let out = self.write(|tx| {
             let (jid, mut rt) = match tx.journey_for_update(key)? {
                 Some(row) => (row.id, load_rt(&row)?),
                 None => {
@@ -293,7 +325,7 @@ impl<S: Store> Engine<S> {
             Expr::compile(f, Vars::Profile)?;
         }
         let now = self.now();
-        self.inner.store.write(|tx| {
+        self.write(|tx| {
             let (jid, mut rt) = match tx.journey_for_update(key)? {
                 Some(row) => (row.id, load_rt(&row)?),
                 None => {
@@ -683,7 +715,7 @@ impl<S: Store> Engine<S> {
         token: &str,
     ) -> Result<RequestOutcome> {
         let now = self.now();
-        let out = self.inner.store.write(|tx| {
+        let out = self.write(|tx| {
             let row = tx
                 .journey_for_update(key)?
                 .ok_or_else(|| EngineError::NotFound(key.to_string()))?;
@@ -726,9 +758,11 @@ impl<S: Store> Engine<S> {
                     }
                 }
                 RequestKind::Restart => match rt.phase {
-                    Phase::Draft | Phase::Stopped => RequestOutcome::Refused {
-                        reason: format!("journey is {}", rt.phase.name()),
-                    },
+                    Phase::Draft | Phase::Stopped | Phase::Closing | Phase::Completed => {
+                        RequestOutcome::Refused {
+                            reason: format!("journey is {}", rt.phase.name()),
+                        }
+                    }
                     _ => {
                         tx.transition_all(
                             jid,
@@ -741,9 +775,6 @@ impl<S: Store> Engine<S> {
                         rt.epoch += 1;
                         rt.discarded_entrances = 0;
                         rt.read.last_completed_upto = 0;
-                        if matches!(rt.phase, Phase::Completed | Phase::Closing) {
-                            rt.record(Phase::Live, now, "Restarted");
-                        }
                         let mut run_id = None;
                         if audience {
                             if rt.phase.admits() {
@@ -835,11 +866,22 @@ impl<S: Store> Engine<S> {
                 global_filter: rt.global_filter.clone(),
                 last_runs: tx.list_runs(row.id, 5)?,
                 history,
+                deferred_run: rt.read.deferred,
                 last_handled_run_request: tx.handled_token(key, "run")?,
                 last_handled_full_run_request: tx.handled_token(key, "full-run")?,
                 last_handled_restart_request: tx.handled_token(key, "restart")?,
             }))
         })
+    }
+
+    /// The phase only (no counting): cheap, for polling loops.
+    pub fn phase_blocking(&self, key: &str) -> Result<Option<Phase>> {
+        self.inner
+            .store
+            .read(|tx| match tx.journey_for_update(key)? {
+                Some(row) => Ok(Some(load_rt(&row)?.phase)),
+                None => Ok(None),
+            })
     }
 
     /// Past pauses of a journey with their identity (newest last).
@@ -862,30 +904,51 @@ impl<S: Store> Engine<S> {
     /// Inserts or updates a profile; audience-qualification journeys enrol it
     /// when it starts matching.
     pub fn upsert_profile_blocking(&self, id: &str, attrs: serde_json::Value) -> Result<()> {
+        self.upsert_profiles_blocking(vec![(id.to_string(), attrs)])
+    }
+
+    /// Bulk form of [`Engine::upsert_profile_blocking`]: one transaction.
+    pub fn upsert_profiles_blocking(
+        &self,
+        profiles: Vec<(String, serde_json::Value)>,
+    ) -> Result<()> {
         let now = self.now();
-        let mut touched = Vec::new();
-        self.inner.store.write(|tx| {
-            let (profile, old) = tx.upsert_profile(id, &attrs, now)?;
+        let mut touched = std::collections::BTreeSet::new();
+        self.write(|tx| {
+            let mut journeys = Vec::new();
             for row in tx.list_journeys()? {
-                let mut rt = load_rt(&row)?;
-                let Some(def) = self.cur_def(tx, row.id, &rt)? else {
-                    continue;
-                };
-                let CEntry::Qualification { condition } = &def.entry else {
-                    continue;
-                };
+                let rt = load_rt(&row)?;
                 if !matches!(rt.phase, Phase::Live | Phase::Resuming | Phase::Paused) {
                     continue;
                 }
-                let was = old
-                    .as_ref()
-                    .map(|o| condition.eval_bool(o, None).unwrap_or(false))
-                    .unwrap_or(false);
-                let is = condition.eval_bool(&attrs, None).unwrap_or(false);
-                if !was && is {
-                    self.try_enter(tx, row.id, &mut rt, &def, profile.seq, now)?;
-                    save_rt(tx, row.id, &rt)?;
-                    touched.push(row.key.clone());
+                let Some(def) = self.cur_def(tx, row.id, &rt)? else {
+                    continue;
+                };
+                if matches!(def.entry, CEntry::Qualification { .. }) {
+                    journeys.push((row, rt, def, false));
+                }
+            }
+            for (id, attrs) in &profiles {
+                let (profile, old) = tx.upsert_profile(id, attrs, now)?;
+                for (row, rt, def, dirty) in journeys.iter_mut() {
+                    let CEntry::Qualification { condition } = &def.entry else {
+                        continue;
+                    };
+                    let was = old
+                        .as_ref()
+                        .map(|o| condition.eval_bool(o, None).unwrap_or(false))
+                        .unwrap_or(false);
+                    let is = condition.eval_bool(attrs, None).unwrap_or(false);
+                    if !was && is {
+                        self.try_enter(tx, row.id, rt, def, profile.seq, now)?;
+                        *dirty = true;
+                    }
+                }
+            }
+            for (row, rt, _, dirty) in &journeys {
+                if *dirty {
+                    save_rt(tx, row.id, rt)?;
+                    touched.insert(row.key.clone());
                 }
             }
             Ok(())
@@ -956,7 +1019,7 @@ impl<S: Store> Engine<S> {
     ) -> Result<()> {
         let now = self.now();
         let mut touched = Vec::new();
-        self.inner.store.write(|tx| {
+        self.write(|tx| {
             let profile = match tx.profile_by_id(profile_id)? {
                 Some(p) => p,
                 None => {
@@ -971,7 +1034,8 @@ impl<S: Store> Engine<S> {
                     continue;
                 }
                 let mut changed = false;
-                for mut e in tx.live_enrollments_of(row.id, profile.seq)? {
+                for mut e in tx.live_enrollments_of(row.id, rt.epoch, profile.seq)? {
+                    let old_state = e.state;
                     let def = self.def(tx, row.id, e.version)?;
                     let exit = def.exits.iter().any(|(n, c)| {
                         n == name
@@ -984,13 +1048,22 @@ impl<S: Store> Engine<S> {
                         e.due_at = None;
                         e.reason = Some("ExitCriteria".into());
                     } else if e.state == ES::Held
-                        && def.wait_for_event_after(e.step as usize) == Some(name)
+                        && def
+                            .wait_for_event_after(e.step as usize)
+                            .is_some_and(|(n, c)| {
+                                n == name
+                                    && c.is_none_or(|c| {
+                                        c.eval_bool(&profile.attrs, Some(&payload)).unwrap_or(false)
+                                    })
+                            })
                     {
                         e.state = ES::Discarded;
                         e.due_at = None;
                         e.reason = Some("EventWhileHeld".into());
                     } else if e.state == ES::Waiting && e.wait_event.as_deref() == Some(name) {
-                        let step = &def.steps[e.step as usize];
+                        let Some(step) = def.steps.get(e.step as usize) else {
+                            continue;
+                        };
                         let CStepKind::WaitForEvent { condition, .. } = &step.kind else {
                             continue;
                         };
@@ -1015,7 +1088,7 @@ impl<S: Store> Engine<S> {
                         continue;
                     }
                     e.updated_at = now;
-                    tx.update_enrollment(&e)?;
+                    tx.update_enrollment(&e, old_state)?;
                     changed = true;
                 }
                 if let Some(def) = self.cur_def(tx, row.id, &rt)?
@@ -1125,6 +1198,7 @@ impl<S: Store> Engine<S> {
             let mut r = TickReport::default();
             let mut changed = false;
             loop {
+                self.yield_to_priority();
                 let (h, more, ch) = self.housekeeping(jid)?;
                 r.add(h);
                 changed |= ch;
@@ -1133,6 +1207,7 @@ impl<S: Store> Engine<S> {
                 }
             }
             loop {
+                self.yield_to_priority();
                 let (b, more) = self.advance_batch(jid)?;
                 r.add(b);
                 if !more {
@@ -1209,7 +1284,8 @@ impl<S: Store> Engine<S> {
                 }
             }
             if rt.phase.moves() {
-                rep.timed_out += tx.expire_deadlines(jid, now, "Timeout")?;
+                rep.timed_out += tx.expire_deadlines(jid, rt.deadline_swept_to, now, "Timeout")?;
+                rt.deadline_swept_to = now;
             }
             // release held profiles (token bucket; rate 0 = unthrottled)
             if matches!(rt.phase, Phase::Resuming | Phase::Closing)
@@ -1255,74 +1331,83 @@ impl<S: Store> Engine<S> {
             {
                 rt.record(Phase::Completed, now, "Drained");
             }
-            // audience reads
-            if let CEntry::Read {
-                condition,
-                schedule,
-                ..
-            } = &def.entry
+            // audience reads (scheduled, single, run now, full run, restart)
+            let (read_condition, schedule) = match &def.entry {
+                CEntry::Read {
+                    condition,
+                    schedule,
+                    ..
+                } => (Some(condition), schedule.as_deref()),
+                CEntry::Qualification { condition } => (Some(condition), None),
+                CEntry::Event { .. } => (None, None),
+            };
+            let open = rt.phase.admits();
+            if let Some(due) = rt.read.single_due
+                && due <= now
             {
-                let open = rt.phase.admits();
-                if let Some(due) = rt.read.single_due
-                    && due <= now
-                {
-                    if open {
-                        rt.read.single_due = None;
-                        self.start_read(tx, jid, &mut rt, &def, RunKind::Single, now)?;
-                    } else if rt.phase == Phase::Paused {
-                        rt.read.single_due = None;
-                        let run = tx.insert_run(jid, RunKind::Single.name(), due)?;
-                        tx.update_run(
-                            run,
-                            Some(now),
-                            0,
-                            "Skipped: scheduled time passed during the pause",
-                        )?;
-                    }
-                }
-                if let (Some(next), Some(s)) = (rt.read.next_at, schedule)
-                    && next <= now
-                {
-                    if open {
-                        if rt.read.in_progress.is_none() {
-                            self.start_read(tx, jid, &mut rt, &def, RunKind::Scheduled, now)?;
-                        }
-                    } else if rt.phase == Phase::Paused {
-                        let run = tx.insert_run(jid, RunKind::Scheduled.name(), next)?;
-                        tx.update_run(run, Some(now), 0, "Skipped: journey paused")?;
-                    }
-                    if open || rt.phase == Phase::Paused {
-                        rt.read.next_at = s.next_after(now);
-                    }
-                }
-                if open && let Some(mut p) = rt.read.in_progress.take() {
-                    let profiles =
-                        tx.scan_profiles(p.cursor, p.upto, self.inner.config.read_batch)?;
-                    for prof in &profiles {
-                        p.cursor = prof.seq;
-                        if condition.eval_bool(&prof.attrs, None).unwrap_or(false)
-                            && let Enter::Entered =
-                                self.try_enter(tx, jid, &mut rt, &def, prof.seq, now)?
-                        {
-                            p.entered += 1;
-                            rep.entered += 1;
-                        }
-                    }
-                    if (profiles.len() as i64) < self.inner.config.read_batch {
-                        tx.update_run(p.run_id, Some(now), p.entered, "Succeeded")?;
-                        rt.read.last_completed_upto = rt.read.last_completed_upto.max(p.upto);
-                    } else {
-                        tx.update_run(p.run_id, None, p.entered, "Running")?;
-                        rt.read.in_progress = Some(p);
-                        more = true;
-                    }
+                if open {
+                    rt.read.single_due = None;
+                    self.start_read(tx, jid, &mut rt, &def, RunKind::Single, now)?;
+                } else if rt.phase == Phase::Paused {
+                    rt.read.single_due = None;
+                    let run = tx.insert_run(jid, RunKind::Single.name(), due)?;
+                    tx.update_run(
+                        run,
+                        Some(now),
+                        0,
+                        "Skipped: scheduled time passed during the pause",
+                    )?;
                 }
             }
+            if let (Some(next), Some(s)) = (rt.read.next_at, schedule)
+                && next <= now
+            {
+                if open {
+                    if rt.read.in_progress.is_none() {
+                        self.start_read(tx, jid, &mut rt, &def, RunKind::Scheduled, now)?;
+                    }
+                } else if rt.phase == Phase::Paused {
+                    let run = tx.insert_run(jid, RunKind::Scheduled.name(), next)?;
+                    tx.update_run(run, Some(now), 0, "Skipped: journey paused")?;
+                }
+                if open || rt.phase == Phase::Paused {
+                    rt.read.next_at = s.next_after(now);
+                }
+            }
+            if open
+                && let Some(condition) = read_condition
+                && let Some(mut p) = rt.read.in_progress.take()
+            {
+                let profiles = tx.scan_profiles(p.cursor, p.upto, self.inner.config.read_batch)?;
+                for prof in &profiles {
+                    p.cursor = prof.seq;
+                    if condition.eval_bool(&prof.attrs, None).unwrap_or(false)
+                        && let Enter::Entered =
+                            self.try_enter(tx, jid, &mut rt, &def, prof.seq, now)?
+                    {
+                        p.entered += 1;
+                        rep.entered += 1;
+                    }
+                }
+                if (profiles.len() as i64) < self.inner.config.read_batch {
+                    tx.update_run(p.run_id, Some(now), p.entered, "Succeeded")?;
+                    rt.read.last_completed_upto = rt.read.last_completed_upto.max(p.upto);
+                } else {
+                    tx.update_run(p.run_id, None, p.entered, "Running")?;
+                    rt.read.in_progress = Some(p);
+                    more = true;
+                }
+            }
+            let swept_only = rt.deadline_swept_to != before.deadline_swept_to && {
+                let mut b = before.clone();
+                b.deadline_swept_to = rt.deadline_swept_to;
+                b == rt
+            };
             let changed = rt != before;
             if changed {
                 save_rt(tx, jid, &rt)?;
             }
-            Ok((rep, more, changed))
+            Ok((rep, more, changed && !swept_only))
         })
     }
 
@@ -1354,13 +1439,12 @@ impl<S: Store> Engine<S> {
                 Some(f) => Some(self.filter(f)?),
                 None => None,
             };
-            let mut held_total = if pause_mode.as_ref().is_some_and(|o| o.mode == PauseMode::Hold) {
-                tx.count_state_all_journeys(ES::Held)?
-            } else {
-                0
-            };
+            let holding = pause_mode.as_ref().is_some_and(|o| o.mode == PauseMode::Hold);
+            let mut held_total = if holding { self.held_estimate(tx)? } else { 0 };
+            let held_before = held_total;
             let n = due.len() as i64;
             for mut e in due {
+                let old_state = e.state;
                 let def = self.def(tx, jid, e.version)?;
                 let mut attrs: Option<serde_json::Value> = None;
                 let mut hops = 0;
@@ -1518,10 +1602,29 @@ impl<S: Store> Engine<S> {
                     }
                 }
                 e.updated_at = now;
-                tx.update_enrollment(&e)?;
+                tx.update_enrollment(&e, old_state)?;
+            }
+            if holding && let Ok(mut c) = self.inner.held_cache.lock()
+                && let Some((_, v)) = c.as_mut()
+            {
+                *v += held_total - held_before;
             }
             Ok((rep, n == batch))
         })
+    }
+
+    fn held_estimate(&self, tx: &mut dyn StoreTx) -> Result<i64> {
+        if let Ok(c) = self.inner.held_cache.lock()
+            && let Some((at, v)) = *c
+            && at.elapsed() < std::time::Duration::from_secs(1)
+        {
+            return Ok(v);
+        }
+        let v = tx.count_state_all_journeys(ES::Held)?;
+        if let Ok(mut c) = self.inner.held_cache.lock() {
+            *c = Some((std::time::Instant::now(), v));
+        }
+        Ok(v)
     }
 
     fn attrs(&self, tx: &mut dyn StoreTx, seq: i64) -> Result<serde_json::Value> {

@@ -344,13 +344,83 @@ impl CompiledDefinition {
         self.index.get(id).copied()
     }
 
-    /// Index of the waitForEvent step that directly follows step `i`, if any.
-    pub fn wait_for_event_after(&self, i: usize) -> Option<&str> {
+    /// Event name and condition of the waitForEvent step that directly follows
+    /// step `i`, if any.
+    pub fn wait_for_event_after(&self, i: usize) -> Option<(&str, Option<&Expr>)> {
         let n = self.steps.get(i)?.next?;
         match &self.steps.get(n)?.kind {
-            CStepKind::WaitForEvent { name, .. } => Some(name.as_str()),
+            CStepKind::WaitForEvent {
+                name, condition, ..
+            } => Some((name.as_str(), condition.as_ref())),
             _ => None,
         }
+    }
+
+    /// Successor step indexes of step `i`.
+    fn successors(&self, i: usize) -> Vec<usize> {
+        let Some(s) = self.steps.get(i) else {
+            return Vec::new();
+        };
+        let mut v: Vec<usize> = match &s.kind {
+            CStepKind::Condition {
+                branches,
+                otherwise,
+            } => branches.iter().map(|(_, t)| *t).chain(*otherwise).collect(),
+            CStepKind::WaitForEvent { on_timeout, .. } => {
+                on_timeout.iter().copied().chain(s.next).collect()
+            }
+            CStepKind::Exit => Vec::new(),
+            _ => s.next.into_iter().collect(),
+        };
+        v.dedup();
+        v
+    }
+
+    /// Step ids on a cycle that contains no wait step (it would never yield).
+    pub fn waitless_cycle(&self) -> Option<Vec<String>> {
+        let is_wait = |i: usize| {
+            matches!(
+                self.steps[i].kind,
+                CStepKind::WaitDuration(_)
+                    | CStepKind::WaitUntil(_)
+                    | CStepKind::WaitForEvent { .. }
+            )
+        };
+        // colour: 0 = new, 1 = on stack, 2 = done; DFS over non-wait steps only.
+        let mut colour = vec![0u8; self.steps.len()];
+        for start in 0..self.steps.len() {
+            if colour[start] != 0 || is_wait(start) {
+                continue;
+            }
+            let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
+            colour[start] = 1;
+            while let Some((node, k)) = stack.pop() {
+                let succ: Vec<usize> = self
+                    .successors(node)
+                    .into_iter()
+                    .filter(|&n| !is_wait(n))
+                    .collect();
+                if k < succ.len() {
+                    stack.push((node, k + 1));
+                    let n = succ[k];
+                    if colour[n] == 1 {
+                        let mut cycle: Vec<String> = stack
+                            .iter()
+                            .map(|(i, _)| self.steps[*i].id.clone())
+                            .collect();
+                        cycle.push(self.steps[n].id.clone());
+                        return Some(cycle);
+                    }
+                    if colour[n] == 0 {
+                        colour[n] = 1;
+                        stack.push((n, 0));
+                    }
+                } else {
+                    colour[node] = 2;
+                }
+            }
+        }
+        None
     }
 }
 
@@ -609,18 +679,27 @@ pub fn compile(def: &Definition, dests: &DestinationConfig) -> Result<CompiledDe
     }
 
     match entry {
-        Some(entry) if problems.is_empty() => Ok(CompiledDefinition {
-            entry,
-            reentry_allowed: reentry.allowed,
-            reentry_after_ms,
-            exits,
-            timeout_ms,
-            steps,
-            index,
-            resume_rate,
-            start_at,
-            end_at,
-        }),
+        Some(entry) if problems.is_empty() => {
+            let c = CompiledDefinition {
+                entry,
+                reentry_allowed: reentry.allowed,
+                reentry_after_ms,
+                exits,
+                timeout_ms,
+                steps,
+                index,
+                resume_rate,
+                start_at,
+                end_at,
+            };
+            if let Some(cycle) = c.waitless_cycle() {
+                return Err(EngineError::InvalidDefinition(format!(
+                    "steps: cycle without a wait step: {}",
+                    cycle.join(" -> ")
+                )));
+            }
+            Ok(c)
+        }
         _ => Err(EngineError::InvalidDefinition(problems.join("; "))),
     }
 }
@@ -668,8 +747,37 @@ mod tests {
         assert_eq!(d.pause.as_ref().map(|p| p.mode), Some(PauseMode::Hold));
         let c = compile(&d, &DestinationConfig::default()).expect("compile");
         assert_eq!(c.steps[0].next, Some(1));
-        assert_eq!(c.wait_for_event_after(2), Some("Open"));
+        assert_eq!(c.wait_for_event_after(2).map(|x| x.0), Some("Open"));
         assert_eq!(c.reentry_after_ms, 24 * 3_600_000);
+    }
+
+    #[test]
+    fn rejects_cycle_without_wait_but_allows_one_with_a_wait() {
+        let bad = Definition::from_json(json!({
+            "entry": {"event": {"name": "E"}},
+            "steps": [
+                {"id": "a", "action": {"channel": "email", "message": {}}},
+                {"id": "b", "condition": {"branches": [{"when": "true", "next": "a"}]}}
+            ]
+        }))
+        .expect("parse");
+        let err = compile(&bad, &DestinationConfig::default())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("cycle without a wait step: a -> b -> a"),
+            "{err}"
+        );
+        let ok = Definition::from_json(json!({
+            "entry": {"event": {"name": "E"}},
+            "steps": [
+                {"id": "a", "action": {"channel": "email", "message": {}}},
+                {"id": "w", "wait": {"duration": "24h"}, "next": "a"}
+            ]
+        }))
+        .expect("parse");
+        assert!(compile(&ok, &DestinationConfig::default()).is_ok());
     }
 
     #[test]

@@ -39,6 +39,29 @@ impl Default for PauseOptions {
     }
 }
 
+impl PauseOptions {
+    /// Builds the options from the Journey `spec.pause` and `spec.globalFilter`.
+    pub fn from_spec(
+        pause: Option<&super::definition::PauseSpec>,
+        global_filter: Option<&str>,
+    ) -> super::error::Result<Self> {
+        let p = pause.cloned().unwrap_or_default();
+        let max_duration_ms = match &p.max_duration {
+            Some(d) => super::duration::parse_positive_duration_ms(d)?.min(MAX_PAUSE_MS),
+            None => MAX_PAUSE_MS,
+        };
+        Ok(Self {
+            mode: p.mode,
+            entries: p.entries,
+            waits: p.waits,
+            max_duration_ms,
+            on_expiry: p.on_expiry,
+            reason: p.reason,
+            global_filter: global_filter.map(str::to_string),
+        })
+    }
+}
+
 /// The lifecycle the controller sets (the Journey `spec.state`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(tag = "state")]
@@ -52,6 +75,29 @@ pub enum DesiredLifecycle {
 }
 
 impl DesiredLifecycle {
+    /// Translates the Journey `spec.state` (`Draft`, `Published`, `Paused`,
+    /// `Closed`, `Stopped`) plus the definition's `pause`/`globalFilter`.
+    pub fn from_spec(
+        state: &str,
+        def: &super::definition::Definition,
+    ) -> super::error::Result<Self> {
+        Ok(match state {
+            "Draft" | "" => Self::Draft,
+            "Published" => Self::Published,
+            "Paused" => Self::Paused(PauseOptions::from_spec(
+                def.pause.as_ref(),
+                def.global_filter.as_deref(),
+            )?),
+            "Closed" => Self::Closed,
+            "Stopped" => Self::Stopped,
+            other => {
+                return Err(super::error::EngineError::InvalidDefinition(format!(
+                    "state: unknown state {other:?}"
+                )));
+            }
+        })
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Self::Draft => "Draft",
@@ -205,6 +251,9 @@ pub struct Runtime {
     pub discarded_entrances: i64,
     pub read: ReadState,
     pub history: Vec<Transition>,
+    /// Deadlines up to this time have been swept (global timeout).
+    #[serde(default)]
+    pub deadline_swept_to: Millis,
     /// Ended pauses (identity, start, end, reason), newest last.
     #[serde(default)]
     pub past_pauses: Vec<PauseInfo>,
@@ -289,6 +338,8 @@ pub struct StatusSnapshot {
     pub last_runs: Vec<RunRecord>,
     /// The last 10 transitions, oldest first.
     pub history: Vec<Transition>,
+    /// A run requested while paused, to start at resume (e.g. `RunNow`).
+    pub deferred_run: Option<RunKind>,
     pub last_handled_run_request: Option<String>,
     pub last_handled_full_run_request: Option<String>,
     pub last_handled_restart_request: Option<String>,

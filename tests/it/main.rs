@@ -8,6 +8,7 @@ mod controller;
 mod controller_support;
 mod crd;
 mod dataplane;
+mod engine;
 mod examples;
 mod install;
 mod operator;

@@ -5,9 +5,10 @@ use rusqlite::Connection;
 
 use crate::engine::error::{Result, SqlCtx};
 
-pub const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r#"
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE journeys (
     id INTEGER PRIMARY KEY,
     key TEXT NOT NULL UNIQUE,
@@ -54,8 +55,8 @@ CREATE TABLE enrollments (
 CREATE UNIQUE INDEX enr_entry ON enrollments (journey_id, epoch, profile_seq, entry_no);
 CREATE INDEX enr_due ON enrollments (journey_id, due_at) WHERE due_at IS NOT NULL;
 CREATE INDEX enr_state ON enrollments (journey_id, state, id);
-CREATE INDEX enr_profile ON enrollments (journey_id, profile_seq) WHERE state < 4;
-CREATE INDEX enr_deadline ON enrollments (journey_id, deadline_at) WHERE state < 3;
+-- Swept by ranges (last sweep, now]: each row is visited once by the timeout sweep.
+CREATE INDEX enr_deadline ON enrollments (journey_id, deadline_at);
 CREATE TABLE deliveries (
     journey_id INTEGER NOT NULL,
     epoch INTEGER NOT NULL,
@@ -89,7 +90,32 @@ CREATE TABLE handled_tokens (
     PRIMARY KEY (key, kind)
 ) WITHOUT ROWID;
 "#,
-)];
+    ),
+    (
+        2,
+        r#"
+ALTER TABLE deliveries ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE deliveries ADD COLUMN next_attempt_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE deliveries ADD COLUMN last_error TEXT;
+DROP INDEX del_status;
+CREATE INDEX del_status ON deliveries (status, next_attempt_at) WHERE status IN (1, 2, 5);
+"#,
+    ),
+    (
+        3,
+        r#"
+CREATE TABLE enrollment_counts (
+    journey_id INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,
+    state INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (journey_id, epoch, state)
+) WITHOUT ROWID;
+INSERT INTO enrollment_counts (journey_id, epoch, state, n)
+    SELECT journey_id, epoch, state, COUNT(*) FROM enrollments GROUP BY journey_id, epoch, state;
+"#,
+    ),
+];
 
 /// Applies pending migrations; returns the schema version.
 pub fn migrate(conn: &mut Connection) -> Result<i64> {

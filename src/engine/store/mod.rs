@@ -114,6 +114,11 @@ pub enum DeliveryStatus {
     Held = 2,
     Sent = 3,
     Cancelled = 4,
+    /// Claimed by the webhook sender (handed to the endpoint). Reset to Pending
+    /// at startup: a crash mid-send re-sends under the same idempotency key.
+    Sending = 5,
+    /// Gave up after the maximum number of attempts or a permanent error.
+    Failed = 6,
 }
 
 impl DeliveryStatus {
@@ -124,6 +129,8 @@ impl DeliveryStatus {
             Self::Held,
             Self::Sent,
             Self::Cancelled,
+            Self::Sending,
+            Self::Failed,
         ]
         .get(usize::try_from(v).ok()?)
         .copied()
@@ -234,7 +241,9 @@ pub trait StoreTx {
 
     // enrollments
     fn insert_enrollment(&mut self, e: &Enrollment) -> Result<i64>;
-    fn update_enrollment(&mut self, e: &Enrollment) -> Result<()>;
+    /// Writes an enrollment whose state was `old_state` before (the store
+    /// maintains per-state counters).
+    fn update_enrollment(&mut self, e: &Enrollment, old_state: EnrollmentState) -> Result<()>;
     /// Enrollments with `due_at <= now` (only `Active` ones when `active_only`),
     /// by due time then id.
     fn due_enrollments(
@@ -251,19 +260,32 @@ pub trait StoreTx {
         epoch: i64,
         profile_seq: i64,
     ) -> Result<Option<Enrollment>>;
-    /// Non-terminal enrollments of a profile in a journey (any epoch).
-    fn live_enrollments_of(&mut self, journey_id: i64, profile_seq: i64)
-    -> Result<Vec<Enrollment>>;
+    /// Non-terminal enrollments of a profile in a journey epoch (older epochs
+    /// have none: a restart exits them).
+    fn live_enrollments_of(
+        &mut self,
+        journey_id: i64,
+        epoch: i64,
+        profile_seq: i64,
+    ) -> Result<Vec<Enrollment>>;
     /// Every enrollment of a journey with its profile id, by id (inspection).
     fn list_enrollments(&mut self, journey_id: i64) -> Result<Vec<(Enrollment, String)>>;
-    /// Counts per state for one epoch.
+    /// Counts per state for one epoch (maintained counters, O(states)).
     fn count_states(&mut self, journey_id: i64, epoch: i64) -> Result<Vec<(EnrollmentState, i64)>>;
     fn count_state_all_journeys(&mut self, state: EnrollmentState) -> Result<i64>;
     fn count_nonterminal(&mut self, journey_id: i64) -> Result<i64>;
 
     // set-based updates
-    /// Non-terminal (except queued) enrollments past their deadline -> exited(reason).
-    fn expire_deadlines(&mut self, journey_id: i64, now: Millis, reason: &str) -> Result<i64>;
+    /// Non-terminal (except queued) enrollments whose deadline is in
+    /// `(after, now]` -> exited(reason). Deadlines never move and are always in
+    /// the future when set, so sweeping from the previous sweep time is exact.
+    fn expire_deadlines(
+        &mut self,
+        journey_id: i64,
+        after: Millis,
+        now: Millis,
+        reason: &str,
+    ) -> Result<i64>;
     /// Releases up to `limit` held enrollments in entry order (-> active, due now).
     fn release_held(&mut self, journey_id: i64, limit: i64, now: Millis) -> Result<i64>;
     /// Every enrollment in `from` -> `to` with a reason, due cleared.
@@ -314,6 +336,22 @@ pub trait StoreTx {
     ) -> Result<i64>;
     fn list_deliveries(&mut self, filter: &DeliveryFilter) -> Result<Vec<Delivery>>;
     fn count_deliveries(&mut self, journey_id: i64) -> Result<i64>;
+    /// Claims up to `limit` pending webhook deliveries due for an attempt
+    /// (-> Sending), oldest first.
+    fn claim_webhook_deliveries(&mut self, now: Millis, limit: i64) -> Result<Vec<Delivery>>;
+    /// Records the outcome of an attempt for the delivery with this key.
+    fn finish_attempt(
+        &mut self,
+        d: &Delivery,
+        status: DeliveryStatus,
+        next_attempt_at: Millis,
+        error: Option<&str>,
+        counted: bool,
+    ) -> Result<()>;
+    /// Number of attempts made for a delivery.
+    fn delivery_attempts(&mut self, d: &Delivery) -> Result<i64>;
+    /// Sending -> Pending (startup recovery); returns the count.
+    fn reset_sending(&mut self) -> Result<i64>;
 
     // runs & tokens
     fn insert_run(&mut self, journey_id: i64, kind: &str, started_at: Millis) -> Result<i64>;

@@ -8,6 +8,7 @@
 //! harmless for deliveries that were not recorded. `FULL` would fsync on every
 //! commit; choose it with [`SqliteOptions::synchronous_full`].
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -48,7 +49,7 @@ fn open_conn(path: &Path, opts: &SqliteOptions) -> Result<Connection> {
         "NORMAL"
     };
     conn.execute_batch(&format!(
-        "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; PRAGMA foreign_keys=OFF; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;"
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; PRAGMA foreign_keys=OFF; PRAGMA cache_size=-262144; PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=16384;"
     ))
     .ctx("set pragmas")?;
     Ok(conn)
@@ -97,8 +98,12 @@ impl Store for SqliteStore {
         let tx = c
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .ctx("begin immediate")?;
-        let mut t = SqliteTx { tx };
+        let mut t = SqliteTx {
+            tx,
+            deltas: HashMap::new(),
+        };
         let r = f(&mut t)?;
+        t.flush_counts()?;
         t.tx.commit().ctx("commit")?;
         Ok(r)
     }
@@ -111,7 +116,10 @@ impl Store for SqliteStore {
         let tx = c
             .transaction_with_behavior(TransactionBehavior::Deferred)
             .ctx("begin read")?;
-        let mut t = SqliteTx { tx };
+        let mut t = SqliteTx {
+            tx,
+            deltas: HashMap::new(),
+        };
         let r = f(&mut t)?;
         t.tx.rollback().ctx("end read")?;
         Ok(r)
@@ -120,6 +128,59 @@ impl Store for SqliteStore {
 
 struct SqliteTx<'c> {
     tx: Transaction<'c>,
+    /// Pending changes to `enrollment_counts`: (journey, epoch, state) -> delta.
+    deltas: HashMap<(i64, i64, i64), i64>,
+}
+
+impl SqliteTx<'_> {
+    fn delta(&mut self, journey_id: i64, epoch: i64, state: i64, n: i64) {
+        *self.deltas.entry((journey_id, epoch, state)).or_insert(0) += n;
+    }
+
+    /// Tallies the rows selected by `filter` (a WHERE clause over enrollments
+    /// using the given params) as leaving their state for `to`.
+    fn tally_move(
+        &mut self,
+        journey_id: i64,
+        filter: &str,
+        params: &[&dyn rusqlite::ToSql],
+        to: i64,
+    ) -> Result<()> {
+        let sql = format!(
+            "SELECT epoch, state, COUNT(*) FROM enrollments WHERE {filter} GROUP BY epoch, state"
+        );
+        let rows: Vec<(i64, i64, i64)> = {
+            let mut st = self.tx.prepare_cached(&sql).ctx("prepare tally")?;
+            let rows = st
+                .query_map(params, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .ctx("tally")?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().ctx("tally")?
+        };
+        for (epoch, state, n) in rows {
+            if state != to {
+                self.delta(journey_id, epoch, state, -n);
+                self.delta(journey_id, epoch, to, n);
+            }
+        }
+        Ok(())
+    }
+
+    fn flush_counts(&mut self) -> Result<()> {
+        let deltas = std::mem::take(&mut self.deltas);
+        for ((j, e, s), n) in deltas {
+            if n == 0 {
+                continue;
+            }
+            self.tx
+                .prepare_cached(
+                    "INSERT INTO enrollment_counts (journey_id, epoch, state, n) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (journey_id, epoch, state) DO UPDATE SET n = n + excluded.n",
+                )
+                .ctx("prepare counts")?
+                .execute(params![j, e, s, n])
+                .ctx("update counts")?;
+        }
+        Ok(())
+    }
 }
 
 const ENR_COLS: &str = "id, journey_id, epoch, version, profile_seq, entry_no, step, state, due_at, wait_event, deadline_at, entered_at, updated_at, reason";
@@ -239,6 +300,7 @@ impl StoreTx for SqliteTx<'_> {
             "DELETE FROM deliveries WHERE journey_id = ?1",
             "DELETE FROM versions WHERE journey_id = ?1",
             "DELETE FROM runs WHERE journey_id = ?1",
+            "DELETE FROM enrollment_counts WHERE journey_id = ?1",
             "DELETE FROM journeys WHERE id = ?1",
         ] {
             self.tx.execute(sql, [id]).ctx("delete journey")?;
@@ -430,10 +492,15 @@ impl StoreTx for SqliteTx<'_> {
                 e.reason
             ])
             .ctx("insert enrollment")?;
+        self.delta(e.journey_id, e.epoch, e.state as i64, 1);
         Ok(self.tx.last_insert_rowid())
     }
 
-    fn update_enrollment(&mut self, e: &Enrollment) -> Result<()> {
+    fn update_enrollment(&mut self, e: &Enrollment, old_state: EnrollmentState) -> Result<()> {
+        if old_state != e.state {
+            self.delta(e.journey_id, e.epoch, old_state as i64, -1);
+            self.delta(e.journey_id, e.epoch, e.state as i64, 1);
+        }
         self.tx
             .prepare_cached(
                 "UPDATE enrollments SET version = ?2, step = ?3, state = ?4, due_at = ?5, wait_event = ?6, updated_at = ?7, reason = ?8 WHERE id = ?1",
@@ -497,14 +564,15 @@ impl StoreTx for SqliteTx<'_> {
     fn live_enrollments_of(
         &mut self,
         journey_id: i64,
+        epoch: i64,
         profile_seq: i64,
     ) -> Result<Vec<Enrollment>> {
         let sql = format!(
-            "SELECT {ENR_COLS} FROM enrollments WHERE journey_id = ?1 AND profile_seq = ?2 AND state < 4 ORDER BY id"
+            "SELECT {ENR_COLS} FROM enrollments WHERE journey_id = ?1 AND epoch = ?2 AND profile_seq = ?3 AND state < 4 ORDER BY id"
         );
         let mut st = self.tx.prepare_cached(&sql).ctx("prepare live of")?;
         let rows = st
-            .query_map(params![journey_id, profile_seq], enr_from_row)
+            .query_map(params![journey_id, epoch, profile_seq], enr_from_row)
             .ctx("live enrollments")?;
         rows.collect::<rusqlite::Result<Vec<_>>>()
             .ctx("live enrollments")
@@ -533,11 +601,12 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn count_states(&mut self, journey_id: i64, epoch: i64) -> Result<Vec<(EnrollmentState, i64)>> {
+        self.flush_counts()?;
         let mut out = Vec::new();
         let mut st = self
             .tx
             .prepare_cached(
-                "SELECT state, COUNT(*) FROM enrollments WHERE journey_id = ?1 AND epoch = ?2 GROUP BY state",
+                "SELECT state, n FROM enrollment_counts WHERE journey_id = ?1 AND epoch = ?2 AND n != 0 ORDER BY state",
             )
             .ctx("prepare counts")?;
         let rows = st
@@ -551,51 +620,97 @@ impl StoreTx for SqliteTx<'_> {
                 out.push((s, n));
             }
         }
+        drop(st);
+        #[cfg(debug_assertions)]
+        {
+            // Cross-check the maintained counters against the rows (debug builds,
+            // i.e. every test): the counters must never drift.
+            let mut st = self
+                .tx
+                .prepare(
+                    "SELECT state, COUNT(*) FROM enrollments WHERE journey_id = ?1 AND epoch = ?2 GROUP BY state ORDER BY state",
+                )
+                .ctx("prepare recount")?;
+            let rows = st
+                .query_map([journey_id, epoch], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+                })
+                .ctx("recount")?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .ctx("recount")?;
+            let counted: Vec<(i64, i64)> = out.iter().map(|(s, n)| (*s as i64, *n)).collect();
+            debug_assert_eq!(counted, rows, "enrollment counters drifted");
+        }
         Ok(out)
     }
 
     fn count_state_all_journeys(&mut self, state: EnrollmentState) -> Result<i64> {
+        self.flush_counts()?;
         self.tx
-            .prepare_cached(
-                "SELECT COALESCE(SUM((SELECT COUNT(*) FROM enrollments e WHERE e.journey_id = j.id AND e.state = ?1)), 0) FROM journeys j",
-            )
+            .prepare_cached("SELECT COALESCE(SUM(n), 0) FROM enrollment_counts WHERE state = ?1")
             .ctx("prepare count all")?
             .query_row([state as i64], |r| r.get(0))
             .ctx("count all")
     }
 
     fn count_nonterminal(&mut self, journey_id: i64) -> Result<i64> {
+        self.flush_counts()?;
         self.tx
             .prepare_cached(
-                "SELECT COUNT(*) FROM enrollments WHERE journey_id = ?1 AND state IN (0,1,2,3)",
+                "SELECT COALESCE(SUM(n), 0) FROM enrollment_counts WHERE journey_id = ?1 AND state IN (0,1,2,3)",
             )
             .ctx("prepare count nonterminal")?
             .query_row([journey_id], |r| r.get(0))
             .ctx("count nonterminal")
     }
 
-    fn expire_deadlines(&mut self, journey_id: i64, now: Millis, reason: &str) -> Result<i64> {
+    fn expire_deadlines(
+        &mut self,
+        journey_id: i64,
+        after: Millis,
+        now: Millis,
+        reason: &str,
+    ) -> Result<i64> {
+        self.tally_move(
+            journey_id,
+            "journey_id = ?1 AND deadline_at > ?3 AND deadline_at <= ?2 AND state < 3",
+            &[&journey_id, &now, &after],
+            EnrollmentState::Exited as i64,
+        )?;
         let n = self
             .tx
             .prepare_cached(
-                "UPDATE enrollments SET state = 6, due_at = NULL, reason = ?3, updated_at = ?2 WHERE journey_id = ?1 AND state < 3 AND deadline_at <= ?2",
+                "UPDATE enrollments SET state = 6, due_at = NULL, reason = ?3, updated_at = ?2 WHERE journey_id = ?1 AND deadline_at > ?4 AND deadline_at <= ?2 AND state < 3",
             )
             .ctx("prepare expire")?
-            .execute(params![journey_id, now, reason])
+            .execute(params![journey_id, now, reason, after])
             .ctx("expire deadlines")?;
         Ok(n as i64)
     }
 
     fn release_held(&mut self, journey_id: i64, limit: i64, now: Millis) -> Result<i64> {
-        let n = self
-            .tx
-            .prepare_cached(
-                "UPDATE enrollments SET state = 0, due_at = ?3, updated_at = ?3 WHERE id IN (SELECT id FROM enrollments WHERE journey_id = ?1 AND state = 2 ORDER BY id LIMIT ?2)",
-            )
-            .ctx("prepare release")?
-            .execute(params![journey_id, limit, now])
-            .ctx("release held")?;
-        Ok(n as i64)
+        let epochs: Vec<i64> = {
+            let mut st = self
+                .tx
+                .prepare_cached(
+                    "UPDATE enrollments SET state = 0, due_at = ?3, updated_at = ?3 WHERE id IN (SELECT id FROM enrollments WHERE journey_id = ?1 AND state = 2 ORDER BY id LIMIT ?2) RETURNING epoch",
+                )
+                .ctx("prepare release")?;
+            let rows = st
+                .query_map(params![journey_id, limit, now], |r| r.get(0))
+                .ctx("release held")?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+                .ctx("release held")?
+        };
+        let mut per_epoch: HashMap<i64, i64> = HashMap::new();
+        for e in &epochs {
+            *per_epoch.entry(*e).or_insert(0) += 1;
+        }
+        for (e, n) in per_epoch {
+            self.delta(journey_id, e, EnrollmentState::Held as i64, -n);
+            self.delta(journey_id, e, EnrollmentState::Active as i64, n);
+        }
+        Ok(epochs.len() as i64)
     }
 
     fn transition_all(
@@ -606,9 +721,10 @@ impl StoreTx for SqliteTx<'_> {
         reason: &str,
         now: Millis,
     ) -> Result<i64> {
+        let filter = format!("journey_id = ?1 AND state IN ({})", state_list(from));
+        self.tally_move(journey_id, &filter, &[&journey_id], to as i64)?;
         let sql = format!(
-            "UPDATE enrollments SET state = ?2, due_at = NULL, reason = ?3, updated_at = ?4 WHERE journey_id = ?1 AND state IN ({})",
-            state_list(from)
+            "UPDATE enrollments SET state = ?2, due_at = NULL, reason = ?3, updated_at = ?4 WHERE {filter}"
         );
         let n = self
             .tx
@@ -624,6 +740,12 @@ impl StoreTx for SqliteTx<'_> {
         timeout_ms: i64,
         version: i64,
     ) -> Result<i64> {
+        self.tally_move(
+            journey_id,
+            "journey_id = ?1 AND state = 3",
+            &[&journey_id],
+            EnrollmentState::Active as i64,
+        )?;
         let n = self
             .tx
             .execute(
@@ -664,13 +786,20 @@ impl StoreTx for SqliteTx<'_> {
                     params![journey_id, from_version, from_step, to_version, s, wait_event],
                 )
                 .ctx("migrate step")?,
-            None => self
-                .tx
-                .execute(
-                    "UPDATE enrollments SET state = 6, due_at = NULL, reason = ?4, updated_at = ?5 WHERE journey_id = ?1 AND version = ?2 AND step = ?3 AND state < 4",
-                    params![journey_id, from_version, from_step, reason, now],
-                )
-                .ctx("migrate removed step")?,
+            None => {
+                self.tally_move(
+                    journey_id,
+                    "journey_id = ?1 AND version = ?2 AND step = ?3 AND state < 4",
+                    &[&journey_id, &from_version, &from_step],
+                    EnrollmentState::Exited as i64,
+                )?;
+                self.tx
+                    .execute(
+                        "UPDATE enrollments SET state = 6, due_at = NULL, reason = ?4, updated_at = ?5 WHERE journey_id = ?1 AND version = ?2 AND step = ?3 AND state < 4",
+                        params![journey_id, from_version, from_step, reason, now],
+                    )
+                    .ctx("migrate removed step")?
+            }
         };
         Ok(n as i64)
     }
@@ -790,6 +919,118 @@ impl StoreTx for SqliteTx<'_> {
             .ctx("prepare count deliveries")?
             .query_row([journey_id], |r| r.get(0))
             .ctx("count deliveries")
+    }
+
+    fn claim_webhook_deliveries(&mut self, now: Millis, limit: i64) -> Result<Vec<Delivery>> {
+        let keys: Vec<(i64, i64, i64, i64, i64)> = {
+            let mut st = self
+                .tx
+                .prepare_cached(
+                    "SELECT journey_id, epoch, profile_seq, step_key, entry_no FROM deliveries WHERE status = 1 AND next_attempt_at <= ?1 ORDER BY next_attempt_at, created_at LIMIT ?2",
+                )
+                .ctx("prepare claim")?;
+            let rows = st
+                .query_map(params![now, limit], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })
+                .ctx("claim")?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().ctx("claim")?
+        };
+        let mut out = Vec::with_capacity(keys.len());
+        for (j, e, p, s, n) in keys {
+            self.tx
+                .prepare_cached(
+                    "UPDATE deliveries SET status = 5 WHERE journey_id = ?1 AND epoch = ?2 AND profile_seq = ?3 AND step_key = ?4 AND entry_no = ?5",
+                )
+                .ctx("prepare claim update")?
+                .execute(params![j, e, p, s, n])
+                .ctx("claim update")?;
+            let row = self
+                .tx
+                .prepare_cached(
+                    "SELECT d.version, d.step_id, COALESCE(pr.id, ''), d.channel, d.destination, d.message, d.created_at FROM deliveries d LEFT JOIN profiles pr ON pr.seq = d.profile_seq WHERE d.journey_id = ?1 AND d.epoch = ?2 AND d.profile_seq = ?3 AND d.step_key = ?4 AND d.entry_no = ?5",
+                )
+                .ctx("prepare claim read")?
+                .query_row(params![j, e, p, s, n], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, String>(5)?,
+                        r.get::<_, i64>(6)?,
+                    ))
+                })
+                .ctx("claim read")?;
+            out.push(Delivery {
+                journey_id: j,
+                epoch: e,
+                profile_seq: p,
+                step_key: s,
+                entry_no: n,
+                version: row.0,
+                step_id: row.1,
+                profile_id: row.2,
+                channel: row.3,
+                destination: row.4,
+                message: serde_json::from_str(&row.5).map_err(json_err("delivery message"))?,
+                status: DeliveryStatus::Sending,
+                created_at: row.6,
+            });
+        }
+        Ok(out)
+    }
+
+    fn finish_attempt(
+        &mut self,
+        d: &Delivery,
+        status: DeliveryStatus,
+        next_attempt_at: Millis,
+        error: Option<&str>,
+        counted: bool,
+    ) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "UPDATE deliveries SET status = ?6, attempts = attempts + ?9, next_attempt_at = ?7, last_error = ?8 WHERE journey_id = ?1 AND epoch = ?2 AND profile_seq = ?3 AND step_key = ?4 AND entry_no = ?5 AND status = 5",
+            )
+            .ctx("prepare finish attempt")?
+            .execute(params![
+                d.journey_id,
+                d.epoch,
+                d.profile_seq,
+                d.step_key,
+                d.entry_no,
+                status as i64,
+                next_attempt_at,
+                error,
+                i64::from(counted)
+            ])
+            .ctx("finish attempt")?;
+        Ok(())
+    }
+
+    fn delivery_attempts(&mut self, d: &Delivery) -> Result<i64> {
+        self.tx
+            .prepare_cached(
+                "SELECT attempts FROM deliveries WHERE journey_id = ?1 AND epoch = ?2 AND profile_seq = ?3 AND step_key = ?4 AND entry_no = ?5",
+            )
+            .ctx("prepare attempts")?
+            .query_row(
+                params![d.journey_id, d.epoch, d.profile_seq, d.step_key, d.entry_no],
+                |r| r.get(0),
+            )
+            .optional()
+            .ctx("attempts")
+            .map(|v| v.unwrap_or(0))
+    }
+
+    fn reset_sending(&mut self) -> Result<i64> {
+        let n = self
+            .tx
+            .execute("UPDATE deliveries SET status = 1 WHERE status = 5", [])
+            .ctx("reset sending")?;
+        Ok(n as i64)
     }
 
     fn insert_run(&mut self, journey_id: i64, kind: &str, started_at: Millis) -> Result<i64> {

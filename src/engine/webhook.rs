@@ -1,0 +1,219 @@
+//! Webhook delivery: the outbox sender.
+//!
+//! The sender claims pending webhook deliveries (status `Pending` -> `Sending`
+//! in one transaction; a pause turns `Pending` into `Held` in its own
+//! transaction, so nothing not yet handed to the endpoint is sent during a
+//! pause), applies each destination's rate limit (token bucket), POSTs the
+//! delivery as JSON with an `Idempotency-Key` header through a
+//! [`WebhookTransport`], and records the outcome: `Sent`, a retry with
+//! exponential backoff (1 s, 2 s, 4 s ... capped at 1 h), or `Failed` after
+//! [`MAX_ATTEMPTS`] or on a permanent (4xx other than 408/429) error.
+//!
+//! The HTTP transport itself is pluggable; this crate ships no HTTP client
+//! yet (the operator will provide one, e.g. reqwest/hyper with rustls). Tests
+//! use an in-memory transport.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+use super::clock::Millis;
+use super::core::Engine;
+use super::destinations::WebhookDestination;
+use super::error::Result;
+use super::store::{Delivery, DeliveryStatus, Store};
+
+pub const MAX_ATTEMPTS: i64 = 10;
+const MAX_BACKOFF_MS: i64 = 3_600_000;
+
+/// One HTTP POST.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WebhookRequest {
+    pub destination: String,
+    pub url: String,
+    /// Sent as the `Idempotency-Key` header.
+    pub idempotency_key: String,
+    /// Contents of the destination's credentials file (e.g. a bearer token), trimmed.
+    pub credentials: Option<String>,
+    /// The JSON body.
+    pub body: serde_json::Value,
+}
+
+/// Outcome of one attempt, as classified by the transport.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// 2xx.
+    Delivered,
+    /// Network error, timeout, 408, 429 or 5xx: try again later.
+    Retry(String),
+    /// Other 4xx: do not retry.
+    Permanent(String),
+}
+
+/// Sends one request. Implementations must not follow redirects to other hosts.
+pub trait WebhookTransport: Send + Sync {
+    fn post(&self, request: &WebhookRequest) -> SendOutcome;
+}
+
+/// Per-destination token buckets (capacity: one second of the rate).
+#[derive(Debug, Default)]
+pub struct RateLimiter {
+    buckets: Mutex<HashMap<String, (f64, Millis)>>,
+}
+
+impl RateLimiter {
+    /// Takes one token for `name` at `now`; `None` rate = unlimited.
+    pub fn try_take(&self, name: &str, rate: Option<u32>, now: Millis) -> bool {
+        let Some(rate) = rate else {
+            return true;
+        };
+        let rate = f64::from(rate);
+        let Ok(mut b) = self.buckets.lock() else {
+            return false;
+        };
+        let (tokens, last) = b.entry(name.to_string()).or_insert((rate, now));
+        let elapsed = (now - *last).max(0) as f64 / 1000.0;
+        *tokens = (*tokens + elapsed * rate).min(rate);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+fn body(d: &Delivery) -> serde_json::Value {
+    serde_json::json!({
+        "idempotencyKey": d.idempotency_key(),
+        "journeyId": d.journey_id,
+        "epoch": d.epoch,
+        "version": d.version,
+        "step": d.step_id,
+        "profileId": d.profile_id,
+        "channel": d.channel,
+        "message": d.message,
+        "createdAt": d.created_at,
+    })
+}
+
+/// Backoff before attempt `attempts + 1`.
+pub fn backoff_ms(attempts: i64) -> i64 {
+    let exp = u32::try_from(attempts.clamp(0, 30)).unwrap_or(30);
+    1000_i64.saturating_mul(1_i64 << exp).min(MAX_BACKOFF_MS)
+}
+
+/// What one sender pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SendReport {
+    pub sent: usize,
+    pub retried: usize,
+    pub failed: usize,
+    /// Claimed but not attempted because of the rate limit (back to Pending).
+    pub throttled: usize,
+}
+
+impl<S: Store> Engine<S> {
+    /// Startup recovery: deliveries that were being sent when the process died
+    /// go back to Pending (re-sent under the same idempotency key).
+    pub fn recover_webhook_outbox(&self) -> Result<i64> {
+        self.store().write(|tx| tx.reset_sending())
+    }
+
+    /// One sender pass over at most `limit` due webhook deliveries.
+    pub fn send_webhooks_once(
+        &self,
+        transport: &dyn WebhookTransport,
+        limiter: &RateLimiter,
+        limit: i64,
+    ) -> Result<SendReport> {
+        let now = self.now();
+        let claimed = self
+            .store()
+            .write(|tx| tx.claim_webhook_deliveries(now, limit))?;
+        let mut report = SendReport::default();
+        let dests = &self.config().destinations;
+        for d in claimed {
+            let dest: Option<&WebhookDestination> = dests.webhooks.get(&d.destination);
+            let Some(dest) = dest else {
+                self.store().write(|tx| {
+                    tx.finish_attempt(
+                        &d,
+                        DeliveryStatus::Failed,
+                        now,
+                        Some("destination no longer configured"),
+                        true,
+                    )
+                })?;
+                report.failed += 1;
+                continue;
+            };
+            if !limiter.try_take(&d.destination, dest.rate_limit, now) {
+                // back to Pending without counting an attempt
+                self.store().write(|tx| {
+                    tx.finish_attempt(&d, DeliveryStatus::Pending, now, None, false)?;
+                    Ok(())
+                })?;
+                report.throttled += 1;
+                continue;
+            }
+            let credentials = dest
+                .credentials_file
+                .as_ref()
+                .and_then(|p| std::fs::read_to_string(p).ok())
+                .map(|s| s.trim().to_string());
+            let req = WebhookRequest {
+                destination: d.destination.clone(),
+                url: dest.url.clone(),
+                idempotency_key: d.idempotency_key(),
+                credentials,
+                body: body(&d),
+            };
+            let outcome = transport.post(&req);
+            self.store().write(|tx| {
+                let attempts = tx.delivery_attempts(&d)? + 1;
+                match &outcome {
+                    SendOutcome::Delivered => {
+                        report.sent += 1;
+                        tx.finish_attempt(&d, DeliveryStatus::Sent, now, None, true)
+                    }
+                    SendOutcome::Retry(e) if attempts < MAX_ATTEMPTS => {
+                        report.retried += 1;
+                        tx.finish_attempt(
+                            &d,
+                            DeliveryStatus::Pending,
+                            now + backoff_ms(attempts - 1),
+                            Some(e),
+                            true,
+                        )
+                    }
+                    SendOutcome::Retry(e) | SendOutcome::Permanent(e) => {
+                        report.failed += 1;
+                        tx.finish_attempt(&d, DeliveryStatus::Failed, now, Some(e), true)
+                    }
+                }
+            })?;
+        }
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_bucket_and_backoff() {
+        let l = RateLimiter::default();
+        let taken = (0..20).filter(|_| l.try_take("crm", Some(10), 0)).count();
+        assert_eq!(taken, 10);
+        assert!(!l.try_take("crm", Some(10), 50));
+        assert!(l.try_take("crm", Some(10), 100));
+        assert!(l.try_take("other", None, 0));
+        assert_eq!(backoff_ms(0), 1000);
+        assert_eq!(backoff_ms(3), 8000);
+        assert_eq!(backoff_ms(40), MAX_BACKOFF_MS);
+    }
+}

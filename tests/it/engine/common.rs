@@ -1,0 +1,172 @@
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use journey_operator::engine::clock::{DAY, HOUR, MINUTE, SECOND};
+use journey_operator::engine::{
+    AppliedVersion, Definition, Delivery, DesiredLifecycle, Engine, EngineConfig, EnrollmentState,
+    EnrollmentView, PauseOptions, SqliteStore, StatusSnapshot, VirtualClock,
+};
+use serde_json::{Value, json};
+
+pub const S: i64 = SECOND;
+pub const M: i64 = MINUTE;
+pub const H: i64 = HOUR;
+pub const D: i64 = DAY;
+
+pub struct Harness {
+    pub engine: Engine<SqliteStore>,
+    pub clock: VirtualClock,
+    pub dir: tempfile::TempDir,
+}
+
+impl Harness {
+    pub fn new() -> Self {
+        Self::with_config(EngineConfig::default())
+    }
+
+    pub fn with_config(config: EngineConfig) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = VirtualClock::at_default_epoch();
+        let store = SqliteStore::open(dir.path().join("engine.db")).expect("open store");
+        let engine = Engine::new(store, Arc::new(clock.clone()), config).expect("engine");
+        Self { engine, clock, dir }
+    }
+
+    pub fn now(&self) -> i64 {
+        self.engine.now()
+    }
+
+    pub fn apply(&self, key: &str, spec: Value) -> AppliedVersion {
+        let def = Definition::from_json(spec).expect("definition parses");
+        self.engine
+            .apply_definition_blocking(key, &def)
+            .expect("apply definition")
+    }
+
+    pub fn set(&self, key: &str, d: DesiredLifecycle) -> StatusSnapshot {
+        self.engine
+            .set_lifecycle_blocking(key, d)
+            .expect("set lifecycle")
+    }
+
+    pub fn publish(&self, key: &str) -> StatusSnapshot {
+        self.set(key, DesiredLifecycle::Published)
+    }
+
+    pub fn pause(&self, key: &str, o: PauseOptions) -> StatusSnapshot {
+        self.set(key, DesiredLifecycle::Paused(o))
+    }
+
+    pub fn status(&self, key: &str) -> StatusSnapshot {
+        self.engine
+            .status_blocking(key)
+            .expect("status")
+            .expect("journey exists")
+    }
+
+    pub fn run(&self) {
+        self.engine.run_until_idle().expect("tick");
+    }
+
+    /// Advances the virtual clock in steps of at most `step` ms, ticking after each.
+    pub fn advance(&self, ms: i64) {
+        let step = 10 * M;
+        let mut left = ms;
+        while left > 0 {
+            let d = left.min(step);
+            self.clock.advance_ms(d);
+            self.run();
+            left -= d;
+        }
+    }
+
+    pub fn profile(&self, id: &str, attrs: Value) {
+        self.engine
+            .upsert_profile_blocking(id, attrs)
+            .expect("upsert profile");
+        self.run();
+    }
+
+    pub fn event(&self, profile: &str, name: &str, payload: Value) {
+        self.engine
+            .ingest_event_blocking(profile, name, payload)
+            .expect("ingest event");
+        self.run();
+    }
+
+    pub fn deliveries(&self, key: &str) -> Vec<Delivery> {
+        self.engine
+            .list_deliveries_blocking(Some(key), None, None)
+            .expect("deliveries")
+    }
+
+    pub fn deliveries_to(&self, key: &str, profile: &str) -> Vec<Delivery> {
+        self.engine
+            .list_deliveries_blocking(Some(key), Some(profile), None)
+            .expect("deliveries")
+    }
+
+    pub fn enrollments(&self, key: &str) -> Vec<EnrollmentView> {
+        self.engine.enrollments_blocking(key).expect("enrollments")
+    }
+
+    pub fn enrollment(&self, key: &str, profile: &str) -> EnrollmentView {
+        self.enrollments(key)
+            .into_iter()
+            .rev()
+            .find(|e| e.profile_id == profile)
+            .expect("enrollment exists")
+    }
+
+    pub fn state_of(&self, key: &str, profile: &str) -> (EnrollmentState, String) {
+        let e = self.enrollment(key, profile);
+        (e.state, e.step)
+    }
+}
+
+/// The seed 002 end-to-end sample: AddToCart -> Wait -> Condition -> push/email
+/// -> reaction (Open) -> thanks.
+pub fn ajo_sample() -> Value {
+    json!({
+        "state": "Published",
+        "deletionPolicy": "Stop",
+        "entry": {"event": {"name": "AddToCart"}},
+        "exit": [{"event": {"name": "Purchase"}}],
+        "steps": [
+            {"id": "wait", "wait": {"duration": "1h"}},
+            {"id": "cond", "condition": {"branches": [{"when": "has(profile.vip) && profile.vip", "next": "push"}], "otherwise": "email"}},
+            {"id": "push", "action": {"channel": "push", "message": {"body": "v1"}}, "next": "react"},
+            {"id": "email", "action": {"channel": "email", "message": {"subject": "v1"}}, "next": "react"},
+            {"id": "late", "action": {"channel": "email", "message": {"subject": "reminder"}}, "next": "thanks"},
+            {"id": "react", "waitForEvent": {"name": "Open", "timeout": "48h", "onTimeout": "late"}},
+            {"id": "thanks", "action": {"channel": "record", "message": {"body": "thanks"}}}
+        ]
+    })
+}
+
+/// A journey with an action first (entrance -> action -> wait 1h -> action).
+pub fn action_first() -> Value {
+    json!({
+        "entry": {"event": {"name": "Go"}},
+        "steps": [
+            {"id": "hello", "action": {"channel": "email", "message": {"subject": "hello"}}},
+            {"id": "wait", "wait": {"duration": "1h"}},
+            {"id": "followup", "action": {"channel": "email", "message": {"subject": "followup"}}}
+        ]
+    })
+}
+
+pub fn hold() -> PauseOptions {
+    PauseOptions::default()
+}
+
+pub fn steps_of(d: &[Delivery]) -> Vec<String> {
+    d.iter().map(|x| x.step_id.clone()).collect()
+}
+
+pub fn seed_profiles(h: &Harness, n: usize, attrs: impl Fn(usize) -> Value) {
+    for i in 0..n {
+        h.profile(&format!("p{i}"), attrs(i));
+    }
+}

@@ -1,0 +1,14 @@
+//! Semantic tests of the journey engine on the real SQLite store (temp file),
+//! driven by a virtual clock. Each test names the seed it comes from.
+
+mod common;
+mod crash;
+mod entrance;
+mod lifecycle;
+mod pause;
+mod resume;
+mod runs;
+mod steps;
+mod store_conformance;
+mod versions;
+mod webhook;

@@ -1,0 +1,175 @@
+use journey_operator::engine::{DesiredLifecycle, Phase, RequestKind, RequestOutcome};
+use serde_json::json;
+
+use crate::engine::common::*;
+
+fn read_journey(h: &Harness, incremental: bool) {
+    h.apply(
+        "ns/r",
+        json!({"entry": {"audience": {"condition": "profile.ok", "mode": "Read",
+                 "schedule": {"cron": "0 0 1 1 *"}, "incremental": incremental}},
+               "entry_ignored": true,
+               "steps": [{"id": "a", "action": {"channel": "email", "message": {}}}]}),
+    );
+}
+
+/// Run controls (001): run now (one audience read now), full run (ignores the
+/// incremental state), run history (start, end, entered, outcome).
+#[test]
+fn run_now_full_run_and_history() {
+    let h = Harness::new();
+    read_journey(&h, true);
+    seed_profiles(&h, 3, |_| json!({"ok": true}));
+    h.publish("ns/r");
+    let out = h
+        .engine
+        .request_blocking("ns/r", RequestKind::RunNow, "r1")
+        .expect("run");
+    assert!(matches!(out, RequestOutcome::Started { run_id: Some(_) }));
+    h.run();
+    assert_eq!(h.enrollments("ns/r").len(), 3);
+    h.profile("new", json!({"ok": true}));
+    h.engine
+        .request_blocking("ns/r", RequestKind::RunNow, "r2")
+        .expect("run");
+    h.run();
+    assert_eq!(
+        h.enrollments("ns/r").len(),
+        4,
+        "incremental: only the new profile"
+    );
+    h.engine
+        .request_blocking("ns/r", RequestKind::FullRun, "f1")
+        .expect("run");
+    h.run();
+    let runs = h.engine.run_history_blocking("ns/r", 10).expect("runs");
+    assert_eq!(runs.len(), 3);
+    assert_eq!(runs[0].kind, "FullRun");
+    assert_eq!(runs[0].entered, 0, "everyone read, nobody may re-enter");
+    assert_eq!((runs[1].kind.as_str(), runs[1].entered), ("RunNow", 1));
+    assert_eq!((runs[2].kind.as_str(), runs[2].entered), ("RunNow", 3));
+    assert!(
+        runs.iter()
+            .all(|r| r.outcome == "Succeeded" && r.ended_at.is_some())
+    );
+    let s = h.status("ns/r");
+    assert_eq!(s.last_handled_run_request.as_deref(), Some("r2"));
+    assert_eq!(s.last_handled_full_run_request.as_deref(), Some("f1"));
+}
+
+/// Run controls (001): a run requested while paused is deferred to the resume and says so.
+#[test]
+fn run_while_paused_is_deferred_to_resume() {
+    let h = Harness::new();
+    read_journey(&h, false);
+    h.publish("ns/r");
+    h.pause("ns/r", hold());
+    h.profile("p", json!({"ok": true}));
+    let out = h
+        .engine
+        .request_blocking("ns/r", RequestKind::RunNow, "r1")
+        .expect("run");
+    assert_eq!(out, RequestOutcome::DeferredUntilResume);
+    assert_eq!(
+        h.status("ns/r").deferred_run,
+        Some(journey_operator::engine::lifecycle::RunKind::RunNow)
+    );
+    h.run();
+    assert!(h.enrollments("ns/r").is_empty());
+    h.publish("ns/r");
+    h.run();
+    assert_eq!(h.enrollments("ns/r").len(), 1);
+}
+
+/// Tokens are handled exactly once, and survive a deleted and re-created
+/// journey (a restored status never replays a restart).
+#[test]
+fn tokens_handled_exactly_once() {
+    let h = Harness::new();
+    read_journey(&h, false);
+    h.publish("ns/r");
+    let first = h
+        .engine
+        .request_blocking("ns/r", RequestKind::Restart, "x")
+        .expect("restart");
+    assert!(matches!(first, RequestOutcome::Started { .. }));
+    let again = h
+        .engine
+        .request_blocking("ns/r", RequestKind::Restart, "x")
+        .expect("restart");
+    assert_eq!(again, RequestOutcome::AlreadyHandled);
+    assert_eq!(h.status("ns/r").epoch, 1);
+    h.engine.delete_blocking("ns/r").expect("delete");
+    read_journey(&h, false);
+    h.publish("ns/r");
+    let replay = h
+        .engine
+        .request_blocking("ns/r", RequestKind::Restart, "x")
+        .expect("restart");
+    assert_eq!(replay, RequestOutcome::AlreadyHandled);
+    assert_eq!(h.status("ns/r").epoch, 0);
+}
+
+/// Restart (003): a new epoch; every eligible contact begins again from the
+/// entry; messages are sent again by design (new epoch, new keys).
+#[test]
+fn restart_begins_again_with_new_keys() {
+    let h = Harness::new();
+    read_journey(&h, true);
+    seed_profiles(&h, 2, |_| json!({"ok": true}));
+    h.publish("ns/r");
+    h.engine
+        .request_blocking("ns/r", RequestKind::RunNow, "r1")
+        .expect("run");
+    h.run();
+    assert_eq!(h.deliveries("ns/r").len(), 2);
+    let out = h
+        .engine
+        .request_blocking("ns/r", RequestKind::Restart, "restart-1")
+        .expect("restart");
+    assert!(matches!(out, RequestOutcome::Started { run_id: Some(_) }));
+    h.run();
+    let d = h.deliveries("ns/r");
+    assert_eq!(d.len(), 4);
+    assert_eq!(d.iter().filter(|x| x.epoch == 1).count(), 2);
+    let s = h.status("ns/r");
+    assert_eq!((s.epoch, s.phase, s.profiles.entered), (1, Phase::Live, 2));
+    // restart is refused once stopped (terminal)
+    h.set("ns/r", DesiredLifecycle::Stopped);
+    let out = h
+        .engine
+        .request_blocking("ns/r", RequestKind::Restart, "restart-2")
+        .expect("restart");
+    assert!(matches!(out, RequestOutcome::Refused { .. }));
+}
+
+/// Restart (003) of an audience-qualification journey: every profile that
+/// currently matches begins again from the entry.
+#[test]
+fn restart_qualification_journey_reenrolls_matching_profiles() {
+    let h = Harness::new();
+    h.apply(
+        "ns/q",
+        json!({"entry": {"audience": {"condition": "has(profile.gold) && profile.gold", "mode": "Qualification"}},
+               "steps": [{"id": "welcome", "action": {"channel": "email", "message": {}}}]}),
+    );
+    h.publish("ns/q");
+    h.profile("a", json!({"gold": true}));
+    h.profile("b", json!({"gold": false}));
+    assert_eq!(h.deliveries("ns/q").len(), 1);
+    h.engine
+        .request_blocking("ns/q", RequestKind::Restart, "r")
+        .expect("restart");
+    h.run();
+    let d = h.deliveries("ns/q");
+    assert_eq!(d.len(), 2);
+    assert_eq!((d[1].profile_id.as_str(), d[1].epoch), ("a", 1));
+    // run now on a qualification journey reads the audience too (nobody new here)
+    let out = h
+        .engine
+        .request_blocking("ns/q", RequestKind::RunNow, "n")
+        .expect("run");
+    assert!(matches!(out, RequestOutcome::Started { .. }));
+    h.run();
+    assert_eq!(h.deliveries("ns/q").len(), 2);
+}

@@ -1,0 +1,101 @@
+//! Store conformance tests, written against `dyn StoreTx` so that the
+//! PostgreSQL store can run the same assertions.
+
+use journey_operator::engine::SqliteStore;
+use journey_operator::engine::store::{
+    Delivery, DeliveryStatus, Enrollment, EnrollmentState, Store, StoreTx, step_key,
+};
+use serde_json::json;
+
+fn delivery(entry_no: i64) -> Delivery {
+    Delivery {
+        journey_id: 1,
+        epoch: 0,
+        profile_seq: 1,
+        step_key: step_key("email"),
+        entry_no,
+        version: 1,
+        step_id: "email".into(),
+        profile_id: String::new(),
+        channel: "email".into(),
+        destination: "record".into(),
+        message: json!({"s": 1}),
+        status: DeliveryStatus::Recorded,
+        created_at: 0,
+    }
+}
+
+pub fn idempotency_key_is_unique(store: &impl Store) {
+    store
+        .write(|tx: &mut dyn StoreTx| {
+            assert!(tx.insert_delivery(&delivery(1))?);
+            assert!(!tx.insert_delivery(&delivery(1))?, "same key ignored");
+            assert!(tx.insert_delivery(&delivery(2))?, "new entry instance");
+            assert_eq!(tx.count_deliveries(1)?, 2);
+            Ok(())
+        })
+        .expect("tx");
+}
+
+pub fn enrollment_roundtrip_and_release_order(store: &impl Store) {
+    store
+        .write(|tx: &mut dyn StoreTx| {
+            let (p, _) = tx.upsert_profile("p", &json!({"a": 1}), 5)?;
+            let (p2, old) = tx.upsert_profile("p", &json!({"a": 2}), 6)?;
+            assert_eq!((p.seq, old), (p2.seq, Some(json!({"a": 1}))));
+            for n in 1..=3 {
+                tx.insert_enrollment(&Enrollment {
+                    id: 0,
+                    journey_id: 7,
+                    epoch: 0,
+                    version: 1,
+                    profile_seq: p.seq,
+                    entry_no: n,
+                    step: 0,
+                    state: EnrollmentState::Held,
+                    due_at: None,
+                    wait_event: None,
+                    deadline_at: 1000,
+                    entered_at: n,
+                    updated_at: n,
+                    reason: None,
+                })?;
+            }
+            assert_eq!(tx.release_held(7, 2, 50)?, 2);
+            let due = tx.due_enrollments(7, 50, false, 10)?;
+            assert_eq!(
+                due.iter().map(|e| e.entry_no).collect::<Vec<_>>(),
+                vec![1, 2]
+            );
+            assert_eq!(tx.expire_deadlines(7, 999, 1000, "Timeout")?, 3);
+            assert_eq!(tx.expire_deadlines(7, 1000, 5000, "Timeout")?, 0);
+            assert_eq!(tx.count_nonterminal(7)?, 0);
+            Ok(())
+        })
+        .expect("tx");
+}
+
+/// A failed closure rolls the transaction back.
+pub fn failed_transaction_rolls_back(store: &impl Store) {
+    let r: journey_operator::engine::Result<()> = store.write(|tx: &mut dyn StoreTx| {
+        tx.insert_delivery(&delivery(9))?;
+        Err(journey_operator::engine::EngineError::Task("boom".into()))
+    });
+    assert!(r.is_err());
+    let n = store.read(|tx| tx.count_deliveries(1)).expect("read");
+    assert_eq!(n, 0);
+}
+
+#[test]
+fn sqlite_conformance() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = SqliteStore::open(dir.path().join("a.db")).expect("open");
+    failed_transaction_rolls_back(&s);
+    idempotency_key_is_unique(&s);
+    enrollment_roundtrip_and_release_order(&s);
+    assert_eq!(s.schema_version().expect("schema"), 3);
+    // reopen: migrations are not re-applied, data persists
+    drop(s);
+    let s = SqliteStore::open(dir.path().join("a.db")).expect("reopen");
+    assert_eq!(s.read(|tx| tx.count_deliveries(1)).expect("read"), 2);
+}
