@@ -11,6 +11,7 @@ use journey_operator::control_plane::{ControlPlaneConfig, LocalControlPlane, ven
 use journey_operator::controller::reconciler::ControllerConfig;
 use journey_operator::controller::runner::{LeaderConfig, RunConfig};
 use journey_operator::dataplane::DataPlaneConfig;
+use journey_operator::engine::DestinationConfig;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -99,6 +100,11 @@ pub struct RunArgs {
     /// Seconds before expiry that the holder renews.
     #[arg(long, default_value_t = 5)]
     pub lease_grace: u64,
+    /// YAML file naming the webhook destinations journeys may use:
+    /// `webhooks: {crm: {url: https://…, rateLimit: 50, credentialsFile: /etc/…/token}}`.
+    /// Action steps name a destination; an unknown name stalls the journey.
+    #[arg(long, env = "JOURNEY_DESTINATIONS")]
+    pub destinations: Option<PathBuf>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -128,13 +134,29 @@ fn init_tracing(format: LogFormat) {
 
 fn run_controller(args: RunArgs) -> anyhow::Result<()> {
     init_tracing(args.log_format);
+    let destinations: DestinationConfig = match &args.destinations {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let config: DestinationConfig = serde_yaml::from_str(&text)
+                .with_context(|| format!("parsing {}", path.display()))?;
+            config
+                .validate()
+                .with_context(|| format!("checking {}", path.display()))?;
+            config
+        }
+        None => DestinationConfig::default(),
+    };
+    let mut known: std::collections::BTreeSet<String> =
+        destinations.webhooks.keys().cloned().collect();
+    known.insert(journey_operator::engine::destinations::RECORD.to_string());
     let config = RunConfig {
         data_dir: args.data_dir,
         namespace: args.namespace,
         controller: ControllerConfig {
             resync: args.resync,
             counts_refresh: args.counts_refresh,
-            destinations: None,
+            destinations: Some(known),
         },
         scheduler_idle: args.scheduler_idle,
         instance: args.instance.clone(),
@@ -154,6 +176,7 @@ fn run_controller(args: RunArgs) -> anyhow::Result<()> {
             duration: args.lease_duration,
             grace: args.lease_grace,
         }),
+        destinations,
     };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(journey_operator::controller::runner::run(config))?;

@@ -117,7 +117,7 @@ pub async fn run(config: DemoConfig) -> Result<(), DemoError> {
         source,
     })?;
     let token = token.trim().to_string();
-    let http = reqwest::Client::builder()
+    let http = crate::tls::http_client_builder()
         .timeout(Duration::from_secs(10))
         .build()?;
     let client = Client::try_default().await?;

@@ -6,3 +6,4 @@ pub mod controller;
 pub mod dataplane;
 pub mod demo;
 pub mod engine;
+pub mod tls;

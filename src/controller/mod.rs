@@ -8,6 +8,7 @@ pub mod reasons;
 pub mod reconciler;
 pub mod runner;
 pub mod translate;
+pub mod webhooks;
 
 #[cfg(test)]
 mod planner_tests;

@@ -19,8 +19,10 @@ use tracing::{info, warn};
 
 use super::lazy_engine::LazyDataPlane;
 use super::reconciler::{self, Context, ControllerConfig};
+use super::webhooks::{HttpTransport, spawn_sender};
 use crate::api::journey::Journey;
 use crate::dataplane::{DataPlaneConfig, DataPlaneError, DataPlaneServer};
+use crate::engine::DestinationConfig;
 use crate::engine::{Engine, EngineConfig, EngineError, JourneyEngine, SqliteStore, SystemClock};
 
 #[derive(Debug, Clone)]
@@ -40,6 +42,8 @@ pub struct RunConfig {
     pub data_plane: Option<DataPlaneConfig>,
     /// Leader election on a Lease; `None` runs as the only writer.
     pub leader: Option<LeaderConfig>,
+    /// The named webhook destinations journeys may send to.
+    pub destinations: DestinationConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -79,6 +83,8 @@ pub enum RunError {
     },
     #[error("leader election: {0}")]
     Lease(String),
+    #[error("the webhook HTTP client: {0}")]
+    Webhooks(String),
     #[error("lost the leader lease; exiting so that only one replica ever writes")]
     LeadershipLost,
 }
@@ -207,9 +213,19 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         source,
     };
     let store = SqliteStore::open(&db).map_err(engine_error)?;
-    let engine =
-        Engine::new(store, Arc::new(SystemClock), EngineConfig::default()).map_err(engine_error)?;
+    let engine_config = EngineConfig {
+        destinations: config.destinations.clone(),
+        ..EngineConfig::default()
+    };
+    let engine = Engine::new(store, Arc::new(SystemClock), engine_config).map_err(engine_error)?;
     let scheduler = engine.spawn_scheduler(config.scheduler_idle);
+    let transport = HttpTransport::new(Duration::from_secs(10))
+        .map_err(|e| RunError::Webhooks(e.to_string()))?;
+    let sender = spawn_sender(
+        engine.clone(),
+        Arc::new(transport),
+        Duration::from_millis(200),
+    );
     lazy.set(Arc::new(engine.clone()));
     let _ = serving_tx.send(true);
     info!(db = %db.display(), "engine open; serving");
@@ -236,6 +252,7 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
     run_controller(client, Arc::new(engine), &config, metrics, shutdown).await;
     let _ = serving_tx.send(false);
     scheduler.abort();
+    sender.abort();
     stop.cancel();
     if lost.load(std::sync::atomic::Ordering::SeqCst) {
         return Err(RunError::LeadershipLost);

@@ -94,6 +94,7 @@ impl TestController {
             ops_addr: None,
             data_plane: None,
             leader: None,
+            destinations: Default::default(),
         };
         let (tx, rx) = oneshot::channel::<()>();
         let shared: Arc<dyn JourneyEngine> = Arc::new(engine.clone());

@@ -58,7 +58,9 @@ impl Plane {
             engine,
             _dir: dir,
             base,
-            http: reqwest::Client::new(),
+            http: journey_operator::tls::http_client_builder()
+                .build()
+                .expect("http client"),
             serving,
             stop: Some(stop),
             task: Some(task),

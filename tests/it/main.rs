@@ -15,3 +15,4 @@ mod operator;
 mod policy;
 mod semantics;
 mod support;
+mod webhooks;

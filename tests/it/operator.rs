@@ -16,6 +16,12 @@ use crate::support;
 const WAIT: Duration = Duration::from_secs(90);
 const TOKEN: &str = "operator-test-token";
 
+fn http() -> reqwest::Client {
+    journey_operator::tls::http_client_builder()
+        .build()
+        .expect("http client")
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -90,7 +96,7 @@ impl Operator {
 
     async fn get(&self, path: &str) -> (u16, String) {
         let url = format!("http://127.0.0.1:{}{path}", self.ops);
-        match reqwest::get(&url).await {
+        match http().get(&url).send().await {
             Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
             Err(_) => (0, String::new()),
         }
@@ -105,7 +111,7 @@ impl Operator {
     }
 
     async fn post(&self, path: &str, body: &Value) -> u16 {
-        reqwest::Client::new()
+        http()
             .post(format!("http://127.0.0.1:{}{path}", self.data_plane))
             .bearer_auth(TOKEN)
             .json(body)
@@ -120,7 +126,7 @@ impl Operator {
             "http://127.0.0.1:{}/v1/deliveries?journey={journey}&limit=1000",
             self.data_plane
         );
-        let body: Value = reqwest::Client::new()
+        let body: Value = http()
             .get(url)
             .bearer_auth(TOKEN)
             .send()
