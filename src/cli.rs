@@ -35,6 +35,32 @@ pub enum Command {
     /// Feed simulated profiles and events into a running operator's data plane and print a
     /// live status table of the journeys in a namespace.
     Demo(DemoArgs),
+    /// What a change to journey manifests will do: lifecycle transitions, new versions, and
+    /// whether the apiserver would reject it. Exit 0 admissible, 1 rejected, 2 usage error.
+    Plan(PlanArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PlanArgs {
+    /// The manifests before the change: a directory, a git revision, or - for stdin.
+    #[arg(long)]
+    pub base: String,
+    /// The manifests after the change: a directory, a git revision, or - for stdin.
+    #[arg(long)]
+    pub head: String,
+    /// text, markdown (for a pull-request comment) or json.
+    #[arg(long, default_value = "text")]
+    pub format: PlanFormat,
+    /// The git repository revisions are read from.
+    #[arg(long, default_value = ".")]
+    pub repo: PathBuf,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum PlanFormat {
+    Text,
+    Markdown,
+    Json,
 }
 
 #[derive(clap::Args, Debug)]
@@ -205,6 +231,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::ControlPlane(args) => control_plane(args),
         Command::Run(args) => run_controller(args),
+        Command::Plan(args) => plan(args),
         Command::Demo(args) => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(journey_operator::demo::run(
@@ -276,4 +303,30 @@ fn control_plane(args: ControlPlaneArgs) -> anyhow::Result<()> {
     });
     plane.stop();
     outcome
+}
+
+fn plan(args: PlanArgs) -> anyhow::Result<()> {
+    use journey_operator::plan::{self, load, render};
+    if args.base == "-" && args.head == "-" {
+        eprintln!("only one of --base and --head can read standard input");
+        std::process::exit(2);
+    }
+    let read = |source: &str| match load::journeys(source, &args.repo) {
+        Ok(journeys) => journeys,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    let base = read(&args.base);
+    let head = read(&args.head);
+    let result = plan::plan(&base, &head, &Default::default());
+    let out = match args.format {
+        PlanFormat::Text => render::text(&result),
+        PlanFormat::Markdown => render::markdown(&result),
+        PlanFormat::Json => render::json(&result),
+    };
+    print!("{out}");
+    std::io::stdout().flush()?;
+    std::process::exit(if result.admissible() { 0 } else { 1 });
 }

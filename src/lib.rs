@@ -6,4 +6,5 @@ pub mod controller;
 pub mod dataplane;
 pub mod demo;
 pub mod engine;
+pub mod plan;
 pub mod tls;

@@ -32,7 +32,10 @@ pub fn journeys(source: &str, repo: &Path) -> Result<Vec<(String, Value)>, LoadE
         let mut text = String::new();
         std::io::stdin()
             .read_to_string(&mut text)
-            .map_err(|source| LoadError::Io { what: "standard input".into(), source })?;
+            .map_err(|source| LoadError::Io {
+                what: "standard input".into(),
+                source,
+            })?;
         vec![("standard input".to_string(), text)]
     } else if Path::new(source).is_dir() {
         from_directory(Path::new(source))?
@@ -42,7 +45,10 @@ pub fn journeys(source: &str, repo: &Path) -> Result<Vec<(String, Value)>, LoadE
     let mut out = Vec::new();
     for (what, text) in documents {
         for doc in serde_yaml::Deserializer::from_str(&text) {
-            let value = Value::deserialize(doc).map_err(|source| LoadError::Yaml { what: what.clone(), source })?;
+            let value = Value::deserialize(doc).map_err(|source| LoadError::Yaml {
+                what: what.clone(),
+                source,
+            })?;
             collect(value, &mut out);
         }
     }
@@ -67,8 +73,14 @@ fn collect(value: Value, out: &mut Vec<(String, Value)>) {
     if !is_journey {
         return;
     }
-    let namespace = value.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("default");
-    let name = value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+    let namespace = value
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("default");
+    let name = value
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     out.push((format!("{namespace}/{name}"), value));
 }
 
@@ -78,15 +90,24 @@ fn is_yaml(name: &str) -> bool {
 
 fn from_directory(dir: &Path) -> Result<Vec<(String, String)>, LoadError> {
     let mut out = Vec::new();
-    let entries = std::fs::read_dir(dir).map_err(|source| LoadError::Io { what: dir.display().to_string(), source })?;
+    let entries = std::fs::read_dir(dir).map_err(|source| LoadError::Io {
+        what: dir.display().to_string(),
+        source,
+    })?;
     let mut paths: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
     paths.sort();
     for path in paths {
         if path.is_dir() {
             out.extend(from_directory(&path)?);
-        } else if path.file_name().and_then(|n| n.to_str()).is_some_and(is_yaml) {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|source| LoadError::Io { what: path.display().to_string(), source })?;
+        } else if path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(is_yaml)
+        {
+            let text = std::fs::read_to_string(&path).map_err(|source| LoadError::Io {
+                what: path.display().to_string(),
+                source,
+            })?;
             out.push((path.display().to_string(), text));
         }
     }
@@ -99,7 +120,10 @@ fn git(repo: &Path, args: &[&str]) -> Result<String, LoadError> {
         .arg(repo)
         .args(args)
         .output()
-        .map_err(|source| LoadError::Io { what: "git".into(), source })?;
+        .map_err(|source| LoadError::Io {
+            what: "git".into(),
+            source,
+        })?;
     if !output.status.success() {
         return Err(LoadError::NotFound {
             what: args.last().copied().unwrap_or_default().to_string(),

@@ -1,0 +1,112 @@
+//! The plan as text, as Markdown for a pull-request comment, or as JSON for tools.
+
+use std::fmt::Write;
+
+use super::{ChangeKind, JourneyChange, Plan};
+
+fn kind(change: &JourneyChange) -> &'static str {
+    match change.kind {
+        ChangeKind::Added => "added",
+        ChangeKind::Removed => "removed",
+        ChangeKind::Changed => "changed",
+        ChangeKind::Unchanged => "unchanged",
+    }
+}
+
+fn definition(change: &JourneyChange) -> String {
+    if change.kind == ChangeKind::Removed {
+        return String::new();
+    }
+    let mut parts = Vec::new();
+    for (label, ids) in [
+        ("added", &change.steps_added),
+        ("removed", &change.steps_removed),
+        ("changed", &change.steps_changed),
+    ] {
+        if !ids.is_empty() {
+            parts.push(format!("steps {label}: {}", ids.join(", ")));
+        }
+    }
+    let version = if change.new_version {
+        "new version"
+    } else {
+        "same version"
+    };
+    if parts.is_empty() {
+        version.to_string()
+    } else {
+        format!("{version} ({})", parts.join("; "))
+    }
+}
+
+pub fn text(plan: &Plan) -> String {
+    let mut out = String::new();
+    if plan.changes.is_empty() {
+        out.push_str("No journey changes.\n");
+    }
+    for c in &plan.changes {
+        let verdict = if c.admissible() { "ok" } else { "REJECTED" };
+        let _ = writeln!(out, "{} ({}): {verdict}", c.key, kind(c));
+        if let Some(t) = &c.transition {
+            let _ = writeln!(out, "  lifecycle:  {t}");
+        }
+        let d = definition(c);
+        if !d.is_empty() {
+            let _ = writeln!(out, "  definition: {d}");
+        }
+        for r in &c.rejections {
+            let _ = writeln!(out, "  rejected by the apiserver: {r}");
+        }
+        for p in &c.problems {
+            let _ = writeln!(out, "  the controller would stall: {p}");
+        }
+        for w in &c.warnings {
+            let _ = writeln!(out, "  warning: {w}");
+        }
+    }
+    out
+}
+
+pub fn markdown(plan: &Plan) -> String {
+    let mut out = String::from("### journey-operator plan\n\n");
+    if plan.changes.is_empty() {
+        out.push_str("No journey changes.\n");
+        return out;
+    }
+    out.push_str("| journey | change | lifecycle | definition | verdict |\n| --- | --- | --- | --- | --- |\n");
+    for c in &plan.changes {
+        let verdict = if c.admissible() {
+            "✅ admissible"
+        } else {
+            "❌ rejected"
+        };
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} | {} | {verdict} |",
+            c.key,
+            kind(c),
+            c.transition.as_deref().unwrap_or(""),
+            definition(c)
+        );
+    }
+    for c in &plan.changes {
+        if c.rejections.is_empty() && c.problems.is_empty() && c.warnings.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "\n**`{}`**", c.key);
+        for r in &c.rejections {
+            let _ = writeln!(out, "- ❌ rejected by the apiserver: {r}");
+        }
+        for p in &c.problems {
+            let _ = writeln!(out, "- ❌ the controller would stall: {p}");
+        }
+        for w in &c.warnings {
+            let _ = writeln!(out, "- ⚠️ {w}");
+        }
+    }
+    out
+}
+
+pub fn json(plan: &Plan) -> String {
+    serde_json::to_string_pretty(plan).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
