@@ -12,6 +12,7 @@ mod engine;
 mod examples;
 mod install;
 mod operator;
+mod plan;
 mod policy;
 mod semantics;
 mod support;

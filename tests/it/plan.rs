@@ -1,0 +1,193 @@
+//! The `plan` command's offline verdict equals the real apiserver's: for each before/after pair,
+//! the "before" is applied for real and the "after" goes through `kubectl apply
+//! --dry-run=server`; plan's apiserver rejections must match, case by case.
+
+use journey_operator::plan::plan;
+use serde_json::{Value, json};
+
+use crate::controller_support::manifest;
+use crate::support::{self, kubectl};
+
+fn spec(state: &str) -> Value {
+    json!({
+        "state": state,
+        "entry": {"event": {"name": "AddToCart"}},
+        "exit": [{"event": {"name": "Purchase"}}],
+        "steps": [
+            {"id": "wait", "wait": {"duration": "1h"}},
+            {"id": "send", "action": {"channel": "email"}}
+        ]
+    })
+}
+
+fn edit(mut spec: Value, f: impl FnOnce(&mut Value)) -> Value {
+    f(&mut spec);
+    spec
+}
+
+#[tokio::test]
+async fn plan_verdicts_equal_the_apiservers_dry_run() {
+    support::install_crds().await;
+    let client = support::client().await;
+    let ns = support::namespace(&client, "plan").await;
+    let cases: Vec<(&str, Option<Value>, Value)> = vec![
+        ("publish", Some(spec("Draft")), spec("Published")),
+        ("back-to-draft", Some(spec("Published")), spec("Draft")),
+        (
+            "closed-to-published",
+            Some(spec("Closed")),
+            spec("Published"),
+        ),
+        (
+            "stopped-to-published",
+            Some(spec("Stopped")),
+            spec("Published"),
+        ),
+        (
+            "stopped-edit",
+            Some(spec("Stopped")),
+            edit(spec("Stopped"), |s| {
+                s["steps"][0]["wait"]["duration"] = json!("2h")
+            }),
+        ),
+        (
+            "filter-while-published",
+            Some(spec("Published")),
+            edit(spec("Published"), |s| {
+                s["globalFilter"] = json!("profile.vip")
+            }),
+        ),
+        (
+            "filter-with-pause",
+            Some(spec("Published")),
+            edit(spec("Paused"), |s| s["globalFilter"] = json!("profile.vip")),
+        ),
+        (
+            "entry-while-published",
+            Some(spec("Published")),
+            edit(spec("Published"), |s| {
+                s["entry"]["event"]["name"] = json!("X")
+            }),
+        ),
+        (
+            "entry-with-pause",
+            Some(spec("Published")),
+            edit(spec("Paused"), |s| s["entry"]["event"]["name"] = json!("X")),
+        ),
+        (
+            "two-entry-kinds",
+            None,
+            edit(spec("Draft"), |s| {
+                s["entry"]["audience"] = json!({"condition": "true"})
+            }),
+        ),
+        (
+            "two-step-kinds",
+            None,
+            edit(spec("Draft"), |s| s["steps"][0]["exit"] = json!({})),
+        ),
+        (
+            "duplicate-ids",
+            None,
+            edit(spec("Draft"), |s| s["steps"][1]["id"] = json!("wait")),
+        ),
+        (
+            "dangling-next",
+            None,
+            edit(spec("Draft"), |s| s["steps"][0]["next"] = json!("nowhere")),
+        ),
+        (
+            "bad-duration",
+            None,
+            edit(spec("Draft"), |s| {
+                s["steps"][0]["wait"]["duration"] = json!("5 minutes")
+            }),
+        ),
+        (
+            "zero-duration",
+            None,
+            edit(spec("Draft"), |s| {
+                s["steps"][0]["wait"]["duration"] = json!("0s")
+            }),
+        ),
+        (
+            "long-pause",
+            None,
+            edit(spec("Paused"), |s| {
+                s["pause"] = json!({"maxDuration": "337h"})
+            }),
+        ),
+        (
+            "end-before-start",
+            None,
+            edit(
+                spec("Draft"),
+                |s| {
+                    s["schedule"] =
+                        json!({"startAt": "2027-01-02T00:00:00Z", "endAt": "2027-01-01T00:00:00Z"})
+                },
+            ),
+        ),
+        (
+            "unknown-state",
+            None,
+            edit(spec("Draft"), |s| s["state"] = json!("Running")),
+        ),
+        (
+            "steps-edit-while-published",
+            Some(spec("Published")),
+            edit(spec("Published"), |s| {
+                s["steps"][0]["wait"]["duration"] = json!("2h")
+            }),
+        ),
+    ];
+    let mut disagreements = Vec::new();
+    for (name, before, after) in cases {
+        let object = |s: &Value| -> Value {
+            let mut v: Value = serde_yaml::from_str(&manifest(name, s.clone())).expect("yaml");
+            v["metadata"]["namespace"] = json!(ns);
+            v
+        };
+        let mut base = Vec::new();
+        if let Some(before) = &before {
+            let out = kubectl(
+                &["apply", "-n", &ns, "-f", "-"],
+                Some(&manifest(name, before.clone())),
+            );
+            assert!(
+                out.success,
+                "{name}: the starting point must apply: {out:?}"
+            );
+            let stored = kubectl(&["get", "journey", name, "-n", &ns, "-o", "json"], None);
+            base.push((
+                format!("{ns}/{name}"),
+                serde_json::from_str::<Value>(&stored.stdout).expect("json"),
+            ));
+        }
+        let head = vec![(format!("{ns}/{name}"), object(&after))];
+        let offline = plan(&base, &head, &Default::default());
+        let offline_rejects = offline.changes.iter().any(|c| !c.rejections.is_empty());
+        let dry_run = kubectl(
+            &["apply", "--dry-run=server", "-n", &ns, "-f", "-"],
+            Some(&manifest(name, after)),
+        );
+        if offline_rejects == dry_run.success {
+            disagreements.push(format!(
+                "{name}: plan says {}, the apiserver says {}: {:?} / {}",
+                if offline_rejects {
+                    "rejected"
+                } else {
+                    "admissible"
+                },
+                if dry_run.success {
+                    "admissible"
+                } else {
+                    "rejected"
+                },
+                offline.changes.first().map(|c| &c.rejections),
+                dry_run.stderr
+            ));
+        }
+    }
+    assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
+}
