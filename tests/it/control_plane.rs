@@ -185,7 +185,7 @@ async fn rbac_forbids_an_identity_it_grants_nothing() {
     let client = support::client().await;
     let ns = support::namespace(&client, "rbac").await;
     let dir = support::control_plane_dir();
-    let server = client_server(&support::kubeconfig());
+    let server = support::server_url();
     let cert = mint_client_cert(&dir, "test-nobody", None).expect("mint");
     let kubeconfig =
         write_kubeconfig_for(&dir, &server, &format!("nobody-{ns}"), &cert).expect("kubeconfig");
@@ -241,13 +241,4 @@ async fn the_audit_log_records_verb_and_user_of_each_request() {
         hit
     });
     assert!(found, "no audit event for the create in {}", path.display());
-}
-
-fn client_server(kubeconfig: &std::path::Path) -> String {
-    let kc = kube::config::Kubeconfig::read_from(kubeconfig).expect("kubeconfig");
-    kc.clusters[0]
-        .cluster
-        .as_ref()
-        .and_then(|c| c.server.clone())
-        .expect("server")
 }

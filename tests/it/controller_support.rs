@@ -65,15 +65,7 @@ impl TestController {
                 let identity = format!("journey-controller-{namespace}");
                 let cp = support::control_plane_dir();
                 let cert = mint_client_cert(&cp, &identity, Some("system:masters")).expect("cert");
-                let server = {
-                    let kc = kube::config::Kubeconfig::read_from(support::kubeconfig())
-                        .expect("kubeconfig");
-                    kc.clusters[0]
-                        .cluster
-                        .as_ref()
-                        .and_then(|c| c.server.clone())
-                        .expect("server")
-                };
+                let server = support::server_url();
                 let kubeconfig =
                     write_kubeconfig_for(&cp, &server, &identity, &cert).expect("kubeconfig");
                 (identity, kubeconfig)

@@ -52,14 +52,7 @@ async fn the_operator_runs_with_only_its_service_account_rbac() {
     );
     assert!(token.success, "{token:?}");
     let cp = support::control_plane_dir();
-    let server = {
-        let kc = kube::config::Kubeconfig::read_from(support::kubeconfig()).expect("kubeconfig");
-        kc.clusters[0]
-            .cluster
-            .as_ref()
-            .and_then(|c| c.server.clone())
-            .expect("server")
-    };
+    let server = support::server_url();
     let client = support::client().await;
     let ns = support::namespace(&client, "least-privilege").await;
     let kubeconfig = cp.join(format!("sa-{ns}.kubeconfig"));

@@ -67,14 +67,7 @@ subjects:
     assert!(out.success, "{out:?}");
 
     let cp = support::control_plane_dir();
-    let server = {
-        let kc = kube::config::Kubeconfig::read_from(support::kubeconfig()).expect("kubeconfig");
-        kc.clusters[0]
-            .cluster
-            .as_ref()
-            .and_then(|c| c.server.clone())
-            .expect("server")
-    };
+    let server = support::server_url();
     let identity = |user: &str, group: &str| {
         let cert = mint_client_cert(&cp, user, Some(group)).expect("cert");
         write_kubeconfig_for(&cp, &server, &format!("{user}-{ns}"), &cert).expect("kubeconfig")

@@ -31,6 +31,16 @@ pub fn kubeconfig() -> PathBuf {
     PathBuf::from(env("KUBECONFIG"))
 }
 
+/// The apiserver URL of the local control plane.
+pub fn server_url() -> String {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig()).expect("kubeconfig");
+    kc.clusters
+        .first()
+        .and_then(|c| c.cluster.as_ref())
+        .and_then(|c| c.server.clone())
+        .expect("server")
+}
+
 /// A client for the admin identity of the local control plane.
 pub async fn client() -> Client {
     let _ = kubeconfig();
