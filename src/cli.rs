@@ -54,6 +54,10 @@ pub struct PlanArgs {
     /// The git repository revisions are read from.
     #[arg(long, default_value = ".")]
     pub repo: PathBuf,
+    /// Add live impact from the current kubeconfig's cluster (profiles inside, held or
+    /// discarded by a pause, pauses close to expiry).
+    #[arg(long)]
+    pub cluster: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -320,7 +324,19 @@ fn plan(args: PlanArgs) -> anyhow::Result<()> {
     };
     let base = read(&args.base);
     let head = read(&args.head);
-    let result = plan::plan(&base, &head, &Default::default());
+    let mut result = plan::plan(&base, &head, &Default::default());
+    if args.cluster {
+        let runtime = tokio::runtime::Runtime::new()?;
+        let annotated: anyhow::Result<()> = runtime.block_on(async {
+            let client = kube::Client::try_default().await?;
+            plan::live::annotate(&mut result, &client, &plan::head_states(&head)).await?;
+            Ok(())
+        });
+        if let Err(e) = annotated {
+            eprintln!("--cluster: {e}");
+            std::process::exit(2);
+        }
+    }
     let out = match args.format {
         PlanFormat::Text => render::text(&result),
         PlanFormat::Markdown => render::markdown(&result),

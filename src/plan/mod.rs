@@ -2,6 +2,7 @@
 //! the lifecycle transition, the definition change, and whether the apiserver would reject it
 //! (the CRD's own CEL rules and schema, evaluated offline) or the controller would stall.
 
+pub mod live;
 pub mod load;
 pub mod render;
 
@@ -44,6 +45,9 @@ pub struct JourneyChange {
     /// What the controller would report as Stalled (InvalidDefinition).
     pub problems: Vec<String>,
     pub warnings: Vec<String>,
+    /// With `--cluster`: what is inside the journey now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live: Option<live::LiveImpact>,
 }
 
 impl JourneyChange {
@@ -181,6 +185,7 @@ pub fn plan(
             rejections: Vec::new(),
             problems: Vec::new(),
             warnings: Vec::new(),
+            live: None,
         };
         let Some(new) = new else {
             change.kind = ChangeKind::Removed;
@@ -257,3 +262,22 @@ pub fn plan(
 
 #[cfg(test)]
 mod tests;
+
+/// The state (and pause mode) each journey of `head` declares, for live impact.
+pub fn head_states(
+    head: &[(String, Value)],
+) -> Vec<(String, JourneyState, Option<crate::api::journey::PauseMode>)> {
+    head.iter()
+        .filter_map(|(k, v)| {
+            spec_of(v).map(|s| {
+                (
+                    k.clone(),
+                    s.state,
+                    s.pause
+                        .map(|p| p.mode)
+                        .or(Some(crate::api::journey::PauseMode::Hold)),
+                )
+            })
+        })
+        .collect()
+}

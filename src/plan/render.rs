@@ -54,6 +54,27 @@ pub fn text(plan: &Plan) -> String {
         if !d.is_empty() {
             let _ = writeln!(out, "  definition: {d}");
         }
+        if let Some(live) = &c.live {
+            let _ = writeln!(
+                out,
+                "  live:       {} profiles inside ({}){}{}",
+                live.inside,
+                live.phase.as_deref().unwrap_or("no status"),
+                if live.will_be_held > 0 {
+                    format!("; {} will be held at their next action", live.will_be_held)
+                } else {
+                    String::new()
+                },
+                if live.will_be_discarded > 0 {
+                    format!(
+                        "; {} will be discarded at their next action",
+                        live.will_be_discarded
+                    )
+                } else {
+                    String::new()
+                },
+            );
+        }
         for r in &c.rejections {
             let _ = writeln!(out, "  rejected by the apiserver: {r}");
         }

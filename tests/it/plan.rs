@@ -191,3 +191,81 @@ async fn plan_verdicts_equal_the_apiservers_dry_run() {
     }
     assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
 }
+
+/// `plan --cluster` reads live impact from the Journey status the controller writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_with_cluster_reports_who_a_pause_will_hold() {
+    use journey_operator::api::Phase;
+    use journey_operator::engine::DataPlane;
+
+    use crate::controller_support::{apply, in_phase, setup, wait_for};
+
+    let (ns, api, controller) = setup("plan-live").await;
+    apply(&ns, "cart", spec("Published"));
+    wait_for(
+        &api,
+        "cart",
+        "Live",
+        std::time::Duration::from_secs(60),
+        in_phase(Phase::Live),
+    )
+    .await;
+    for i in 0..5 {
+        controller
+            .engine
+            .ingest_event(&format!("p{i}"), "AddToCart", json!({}))
+            .await
+            .expect("ingest");
+    }
+    let inside = |j: Option<&journey_operator::api::Journey>| {
+        j.and_then(|j| j.status.as_ref())
+            .and_then(|s| s.profiles.as_ref())
+            .is_some_and(|p| p.active + p.waiting == 5)
+    };
+    wait_for(
+        &api,
+        "cart",
+        "five inside",
+        std::time::Duration::from_secs(60),
+        inside,
+    )
+    .await;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |sub: &str, state: &str| {
+        let path = dir.path().join(sub);
+        std::fs::create_dir_all(&path).expect("dir");
+        let mut object: Value = serde_yaml::from_str(&manifest("cart", spec(state))).expect("yaml");
+        object["metadata"]["namespace"] = json!(ns);
+        std::fs::write(
+            path.join("cart.yaml"),
+            serde_yaml::to_string(&object).expect("yaml"),
+        )
+        .expect("write");
+        path
+    };
+    let (base, head) = (write("base", "Published"), write("head", "Paused"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_journey-operator"))
+        .args(["plan", "--cluster", "--base"])
+        .arg(&base)
+        .arg("--head")
+        .arg(&head)
+        .env("KUBECONFIG", support::kubeconfig())
+        .output()
+        .expect("plan");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("Published → Paused (Hold, entries Discard)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("5 profiles inside (Live); 5 will be held at their next action"),
+        "{text}"
+    );
+    controller.stop().await;
+}
