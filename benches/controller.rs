@@ -1,0 +1,675 @@
+//! Controller benchmarks (`hack/bench-controller.sh`, or `cargo bench --bench controller` with
+//! `KUBECONFIG` and `CONTROL_PLANE_DIR` of a local control plane exported). Not a test: it prints
+//! figures and never fails on a missed target.
+//!
+//! It drives the real `journey-operator run` binary (the release build cargo made for this bench)
+//! as a child process, acting as its own client-certificate user so the audit log attributes its
+//! requests, and measures:
+//! 1. apply-to-Ready latency with 1,000 journeys present (200 generation-bumping applies);
+//! 2. cold start: 5,000 journeys created while the controller is down, time until all Ready;
+//! 3. idle API writes per journey per hour at steady state (audit log, `--resync=2s`);
+//! 4. controller RSS (VmRSS, VmHWM) with 10,000 journeys reconciled.
+//!
+//! Each figure is measured `RUNS` times; every run and the median are printed.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+use journey_operator::api::Journey;
+use journey_operator::control_plane::{mint_client_cert, write_kubeconfig_for};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+use serde_json::{Value, json};
+
+const RUNS: usize = 3;
+/// Concurrent requests while populating a namespace.
+const SETUP_CONCURRENCY: usize = 64;
+const MANAGER: &str = "journey-bench";
+const IDENTITY: &str = "journey-bench-controller";
+
+const LATENCY_JOURNEYS: usize = 1_000;
+const LATENCY_APPLIES: usize = 200;
+const COLD_JOURNEYS: usize = 5_000;
+const MEMORY_JOURNEYS: usize = 10_000;
+const IDLE_RESYNC: &str = "2s";
+const IDLE_WINDOW: Duration = Duration::from_secs(20);
+const READY_TIMEOUT: Duration = Duration::from_secs(600);
+
+type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+fn env_path(name: &str) -> Res<PathBuf> {
+    std::env::var_os(name)
+        .map(PathBuf::from)
+        .ok_or_else(|| format!("{name} is not set: run hack/bench-controller.sh").into())
+}
+
+fn read_proc(path: &str) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+fn load() -> String {
+    read_proc("/proc/loadavg")
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Nearest-rank percentile of a sorted slice.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// A Published journey like manifests/examples: event entry, a wait, a `record` action.
+fn journey(name: &str, wait: &str) -> Journey {
+    serde_json::from_value(json!({
+        "apiVersion": "journey.dev/v1alpha1",
+        "kind": "Journey",
+        "metadata": {"name": name},
+        "spec": {
+            "state": "Published",
+            "entry": {"event": {"name": "BenchEvent", "condition": "has(event.value) && event.value > 0"}},
+            "exit": [{"event": {"name": "BenchExit"}}],
+            "steps": [
+                {"id": "wait", "wait": {"duration": wait}},
+                {"id": "record", "action": {"channel": "record", "message": {"template": "bench"}}}
+            ]
+        }
+    }))
+    .expect("journey")
+}
+
+fn ready_and_current(j: &Journey) -> bool {
+    let Some(status) = j.status.as_ref() else {
+        return false;
+    };
+    status.observed_generation.is_some()
+        && status.observed_generation == j.metadata.generation
+        && status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+}
+
+/// Watches a namespace and remembers when each (name, generation) was first seen Ready.
+#[derive(Default)]
+struct TrackerState {
+    current: HashMap<String, bool>,
+    ready: usize,
+    ready_at: HashMap<(String, i64), Instant>,
+}
+
+struct Tracker {
+    state: Arc<Mutex<TrackerState>>,
+    changed: tokio::sync::watch::Receiver<u64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Tracker {
+    fn start(client: &Client, ns: &str) -> Tracker {
+        let api: Api<Journey> = Api::namespaced(client.clone(), ns);
+        let state = Arc::new(Mutex::new(TrackerState::default()));
+        let (tx, rx) = tokio::sync::watch::channel(0u64);
+        let shared = state.clone();
+        let task = tokio::spawn(async move {
+            let mut stream = watcher(api, watcher::Config::default())
+                .default_backoff()
+                .applied_objects()
+                .boxed();
+            while let Some(event) = stream.next().await {
+                let Ok(j) = event else { continue };
+                let now = Instant::now();
+                let ok = ready_and_current(&j);
+                {
+                    let mut s = shared.lock().expect("tracker");
+                    let was = s.current.insert(j.name_any(), ok).unwrap_or(false);
+                    match (was, ok) {
+                        (false, true) => s.ready += 1,
+                        (true, false) => s.ready -= 1,
+                        _ => {}
+                    }
+                    if ok && let Some(g) = j.metadata.generation {
+                        s.ready_at.entry((j.name_any(), g)).or_insert(now);
+                    }
+                }
+                tx.send_modify(|n| *n += 1);
+            }
+        });
+        Tracker {
+            state,
+            changed: rx,
+            task,
+        }
+    }
+
+    fn ready(&self) -> usize {
+        self.state.lock().expect("tracker").ready
+    }
+
+    fn ready_at(&self, name: &str, generation: i64) -> Option<Instant> {
+        let s = self.state.lock().expect("tracker");
+        s.ready_at.get(&(name.to_string(), generation)).copied()
+    }
+
+    /// Waits until `n` journeys are Ready and current; returns when the last one was seen.
+    async fn wait_ready(&mut self, n: usize, timeout: Duration) -> Res<Instant> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.ready() >= n {
+                return Ok(Instant::now());
+            }
+            tokio::time::timeout_at(deadline, self.changed.changed())
+                .await
+                .map_err(|_| {
+                    format!(
+                        "only {} of {n} journeys Ready after {timeout:?}",
+                        self.ready()
+                    )
+                })??;
+        }
+    }
+
+    async fn wait_generation(&mut self, name: &str, g: i64, timeout: Duration) -> Res<Instant> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(at) = self.ready_at(name, g) {
+                return Ok(at);
+            }
+            tokio::time::timeout_at(deadline, self.changed.changed())
+                .await
+                .map_err(|_| format!("{name} generation {g} not Ready after {timeout:?}"))??;
+        }
+    }
+}
+
+impl Drop for Tracker {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// One `journey-operator run` child process under the bench controller identity.
+struct Operator {
+    child: Child,
+    ops: u16,
+    log: PathBuf,
+}
+
+impl Operator {
+    fn start(bench: &Bench, ns: &str, data_dir: &Path, resync: Option<&str>) -> Res<Operator> {
+        let ops = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        std::fs::create_dir_all(data_dir)?;
+        let log = data_dir.with_extension("log");
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)?;
+        let mut args = vec![
+            "run".to_string(),
+            format!("--data-dir={}", data_dir.display()),
+            format!("--namespace={ns}"),
+            format!("--instance={IDENTITY}"),
+            format!("--ops-addr=127.0.0.1:{ops}"),
+        ];
+        if let Some(resync) = resync {
+            args.push(format!("--resync={resync}"));
+        }
+        let child = Command::new(&bench.binary)
+            .args(&args)
+            .env("KUBECONFIG", &bench.controller_kubeconfig)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()?;
+        Ok(Operator { child, ops, log })
+    }
+
+    async fn metric(&self, name: &str) -> Option<u64> {
+        let body = reqwest::get(format!("http://127.0.0.1:{}/metrics", self.ops))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        body.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
+    async fn reconciles(&self) -> u64 {
+        self.metric("journey_reconciles_total").await.unwrap_or(0)
+    }
+
+    async fn status_writes(&self) -> u64 {
+        self.metric("journey_status_writes_total")
+            .await
+            .unwrap_or(0)
+    }
+
+    async fn wait_reconciles(&self, n: u64, timeout: Duration) -> Res<()> {
+        let deadline = Instant::now() + timeout;
+        while self.reconciles().await < n {
+            if Instant::now() > deadline {
+                return Err(format!("fewer than {n} reconciles after {timeout:?}").into());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok(())
+    }
+
+    /// (VmRSS, VmHWM) in KiB.
+    fn memory(&self) -> (u64, u64) {
+        let text = read_proc(&format!("/proc/{}/status", self.child.id()));
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// SIGTERM, then wait (SIGKILL after 10 s).
+    fn stop(mut self) {
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn alive(&mut self) -> Res<()> {
+        if let Some(status) = self.child.try_wait()? {
+            let tail = read_proc(&self.log.display().to_string());
+            let tail: String = tail.lines().rev().take(20).collect::<Vec<_>>().join("\n");
+            return Err(format!("journey-operator exited ({status}); log tail:\n{tail}").into());
+        }
+        Ok(())
+    }
+}
+
+struct Bench {
+    client: Client,
+    binary: PathBuf,
+    controller_kubeconfig: PathBuf,
+    audit_log: PathBuf,
+    work: tempfile::TempDir,
+}
+
+impl Bench {
+    async fn namespace(&self, name: &str) -> Res<String> {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}}))?;
+        api.create(&PostParams::default(), &ns).await?;
+        Ok(name.to_string())
+    }
+
+    /// Creates `n` journeys `j-00000`… with bounded concurrency; returns the elapsed time.
+    async fn populate(&self, ns: &str, n: usize) -> Res<Duration> {
+        let api: Api<Journey> = Api::namespaced(self.client.clone(), ns);
+        let started = Instant::now();
+        futures::stream::iter(0..n)
+            .map(|i| {
+                let api = api.clone();
+                async move {
+                    let pp = PostParams {
+                        field_manager: Some(MANAGER.into()),
+                        ..PostParams::default()
+                    };
+                    api.create(&pp, &journey(&format!("j-{i:05}"), "1h"))
+                        .await
+                        .map(|_| ())
+                }
+            })
+            .buffer_unordered(SETUP_CONCURRENCY)
+            .try_collect::<()>()
+            .await?;
+        Ok(started.elapsed())
+    }
+
+    fn data_dir(&self, name: &str) -> PathBuf {
+        self.work.path().join(name)
+    }
+}
+
+async fn install_crds(client: &Client) -> Res<()> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/crds/journeys.journey.dev.yaml"
+    ))?;
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let crd: CustomResourceDefinition = serde::Deserialize::deserialize(doc)?;
+        let name = crd.name_any();
+        api.patch(
+            &name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&crd),
+        )
+        .await?;
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            await_condition(api.clone(), &name, conditions::is_crd_established()),
+        )
+        .await??;
+    }
+    Ok(())
+}
+
+fn machine_line(apiserver: &str) -> String {
+    let cpuinfo = read_proc("/proc/cpuinfo");
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|v| v.trim_start_matches([' ', '\t', ':']).trim().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let mem_kib: u64 = read_proc("/proc/meminfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!(
+        "machine: nproc={nproc} mem={:.1}GiB cpu=\"{model}\" kube-apiserver={apiserver} date={}",
+        mem_kib as f64 / 1024.0 / 1024.0,
+        chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
+    )
+}
+
+/// Figure 2: 5,000 journeys created while the controller is down, then the controller started.
+async fn cold_start(bench: &Bench) -> Res<()> {
+    println!(
+        "\n== cold start: {COLD_JOURNEYS} journeys created while the controller is down (target >= 100 journeys/s)"
+    );
+    let mut rates = Vec::new();
+    for run in 1..=RUNS {
+        let ns = bench.namespace(&format!("bench-cold-{run}")).await?;
+        let created = bench.populate(&ns, COLD_JOURNEYS).await?;
+        let mut tracker = Tracker::start(&bench.client, &ns);
+        let before = load();
+        let started = Instant::now();
+        let mut op = Operator::start(bench, &ns, &bench.data_dir(&ns), None)?;
+        let result = tracker.wait_ready(COLD_JOURNEYS, READY_TIMEOUT).await;
+        op.alive()?;
+        let done = result?;
+        let secs = done.duration_since(started).as_secs_f64();
+        let rate = COLD_JOURNEYS as f64 / secs;
+        let writes = op.status_writes().await;
+        let (rss, hwm) = op.memory();
+        op.stop();
+        println!(
+            "cold run {run}: {COLD_JOURNEYS} Ready in {secs:.1}s = {rate:.1} journeys/s \
+             (setup: created in {:.1}s; status writes {writes}; VmRSS {:.1} MiB VmHWM {:.1} MiB; load {before} -> {})",
+            created.as_secs_f64(),
+            rss as f64 / 1024.0,
+            hwm as f64 / 1024.0,
+            load()
+        );
+        rates.push(rate);
+    }
+    let m = median(&rates);
+    println!(
+        "cold start median: {m:.1} journeys/s (target >= 100: {})",
+        if m >= 100.0 { "met" } else { "NOT met" }
+    );
+    Ok(())
+}
+
+/// Figure 4: RSS with 10,000 journeys present and reconciled.
+async fn memory(bench: &Bench) -> Res<()> {
+    println!(
+        "\n== memory: {MEMORY_JOURNEYS} journeys present and reconciled (target VmRSS <= 64 MiB)"
+    );
+    let ns = bench.namespace("bench-memory").await?;
+    let created = bench.populate(&ns, MEMORY_JOURNEYS).await?;
+    println!(
+        "setup: {MEMORY_JOURNEYS} journeys created in {:.1}s",
+        created.as_secs_f64()
+    );
+    let mut tracker = Tracker::start(&bench.client, &ns);
+    let (mut rss_runs, mut hwm_runs) = (Vec::new(), Vec::new());
+    for run in 1..=RUNS {
+        // A fresh engine each run: every journey is applied to the engine again.
+        let before = load();
+        let started = Instant::now();
+        let mut op = Operator::start(bench, &ns, &bench.data_dir(&format!("{ns}-{run}")), None)?;
+        let result = async {
+            tracker.wait_ready(MEMORY_JOURNEYS, READY_TIMEOUT).await?;
+            op.wait_reconciles(MEMORY_JOURNEYS as u64, READY_TIMEOUT)
+                .await
+        }
+        .await;
+        op.alive()?;
+        result?;
+        let reconciled = started.elapsed().as_secs_f64();
+        // Let the tail of the work (events, scheduler) settle before sampling.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let (rss, hwm) = op.memory();
+        let reconciles = op.reconciles().await;
+        let writes = op.status_writes().await;
+        op.stop();
+        let (rss, hwm) = (rss as f64 / 1024.0, hwm as f64 / 1024.0);
+        println!(
+            "memory run {run}: VmRSS {rss:.1} MiB, VmHWM {hwm:.1} MiB (all reconciled after {reconciled:.1}s; \
+             reconciles {reconciles}, status writes {writes}; load {before} -> {})",
+            load()
+        );
+        rss_runs.push(rss);
+        hwm_runs.push(hwm);
+    }
+    let (rss, hwm) = (median(&rss_runs), median(&hwm_runs));
+    println!(
+        "memory median: VmRSS {rss:.1} MiB, VmHWM {hwm:.1} MiB (target VmRSS <= 64 MiB: {}; peak <= 64 MiB: {})",
+        if rss <= 64.0 { "met" } else { "NOT met" },
+        if hwm <= 64.0 { "met" } else { "NOT met" }
+    );
+    Ok(())
+}
+
+/// Figures 1 and 3 share a namespace of 1,000 Ready journeys.
+async fn latency_and_idle(bench: &Bench) -> Res<()> {
+    let ns = bench.namespace("bench-latency").await?;
+    let created = bench.populate(&ns, LATENCY_JOURNEYS).await?;
+    let mut tracker = Tracker::start(&bench.client, &ns);
+    let data = bench.data_dir(&ns);
+    let mut op = Operator::start(bench, &ns, &data, None)?;
+    let result = tracker.wait_ready(LATENCY_JOURNEYS, READY_TIMEOUT).await;
+    op.alive()?;
+    result?;
+    op.wait_reconciles(LATENCY_JOURNEYS as u64, READY_TIMEOUT)
+        .await?;
+    println!(
+        "\n== apply-to-Ready latency: {LATENCY_APPLIES} applies with {LATENCY_JOURNEYS} Ready journeys present (target p99 <= 250 ms)"
+    );
+    println!(
+        "setup: {LATENCY_JOURNEYS} journeys created in {:.1}s and Ready; controller at default --resync",
+        created.as_secs_f64()
+    );
+    let api: Api<Journey> = Api::namespaced(bench.client.clone(), &ns);
+    let (mut p50s, mut p99s) = (Vec::new(), Vec::new());
+    for run in 1..=RUNS {
+        let before = load();
+        let mut samples = Vec::with_capacity(LATENCY_APPLIES);
+        for i in 0..LATENCY_APPLIES {
+            // A different journey each time; a new wait duration bumps the generation.
+            let name = format!("j-{:05}", (run * LATENCY_APPLIES + i) % LATENCY_JOURNEYS);
+            let wait = format!("{}m", 61 + run * 1000 + i);
+            let applied = api
+                .patch(
+                    &name,
+                    &PatchParams::apply(MANAGER).force(),
+                    &Patch::Apply(journey(&name, &wait)),
+                )
+                .await?;
+            let returned = Instant::now();
+            let generation = applied.metadata.generation.ok_or("no generation")?;
+            let ready = tracker
+                .wait_generation(&name, generation, Duration::from_secs(60))
+                .await?;
+            // A watch event can in principle be handled before the response: that counts as 0.
+            samples.push(ready.saturating_duration_since(returned).as_secs_f64() * 1000.0);
+        }
+        op.alive()?;
+        samples.sort_by(f64::total_cmp);
+        let (p50, p99) = (percentile(&samples, 50.0), percentile(&samples, 99.0));
+        println!(
+            "latency run {run}: p50 {p50:.1} ms, p99 {p99:.1} ms, max {:.1} ms over {} applies (load {before} -> {})",
+            samples[samples.len() - 1],
+            samples.len(),
+            load()
+        );
+        p50s.push(p50);
+        p99s.push(p99);
+    }
+    let (p50, p99) = (median(&p50s), median(&p99s));
+    println!(
+        "latency median: p50 {p50:.1} ms, p99 {p99:.1} ms (target p99 <= 250 ms: {})",
+        if p99 <= 250.0 { "met" } else { "NOT met" }
+    );
+    op.stop();
+
+    println!(
+        "\n== idle: API writes per idle journey per hour, {LATENCY_JOURNEYS} Ready journeys, --resync={IDLE_RESYNC} (target 0)"
+    );
+    // The same engine data, restarted with a short resync.
+    let mut op = Operator::start(bench, &ns, &data, Some(IDLE_RESYNC))?;
+    // Steady state: the restart's first round, and one more.
+    op.wait_reconciles(2 * LATENCY_JOURNEYS as u64, READY_TIMEOUT)
+        .await?;
+    op.alive()?;
+    let mut rates = Vec::new();
+    for run in 1..=RUNS {
+        let before = load();
+        let offset = std::fs::metadata(&bench.audit_log)?.len() as usize;
+        let reconciles_before = op.reconciles().await;
+        tokio::time::sleep(IDLE_WINDOW).await;
+        let reconciles = op.reconciles().await - reconciles_before;
+        // The audit backend writes a request's line when it completes; let the last ones land.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let text = std::fs::read(&bench.audit_log)?;
+        let window = String::from_utf8_lossy(&text[offset.min(text.len())..]);
+        let mut by_resource: HashMap<String, u64> = HashMap::new();
+        let mut writes = 0u64;
+        for line in window.lines() {
+            let Ok(event) = serde_json::from_str::<Value>(line) else {
+                continue;
+            };
+            let resource = event["objectRef"]["resource"].as_str().unwrap_or("");
+            if event["user"]["username"] == IDENTITY
+                && matches!(
+                    event["verb"].as_str(),
+                    Some("create" | "update" | "patch" | "delete")
+                )
+                && resource != "leases"
+            {
+                writes += 1;
+                *by_resource
+                    .entry(format!(
+                        "{} {resource}",
+                        event["verb"].as_str().unwrap_or("")
+                    ))
+                    .or_default() += 1;
+            }
+        }
+        op.alive()?;
+        let per_hour = writes as f64 / LATENCY_JOURNEYS as f64 * 3600.0 / IDLE_WINDOW.as_secs_f64();
+        println!(
+            "idle run {run}: {writes} writes in {:.0}s window ({reconciles} reconciles = {:.1} resync rounds) \
+             = {per_hour:.3} writes/journey/hour {by_resource:?} (load {before} -> {})",
+            IDLE_WINDOW.as_secs_f64(),
+            reconciles as f64 / LATENCY_JOURNEYS as f64,
+            load()
+        );
+        rates.push(per_hour);
+    }
+    let (rss, hwm) = op.memory();
+    op.stop();
+    let m = median(&rates);
+    println!(
+        "idle median: {m:.3} writes/journey/hour (target 0: {}); controller VmRSS {:.1} MiB VmHWM {:.1} MiB with {LATENCY_JOURNEYS} journeys",
+        if m == 0.0 { "met" } else { "NOT met" },
+        rss as f64 / 1024.0,
+        hwm as f64 / 1024.0
+    );
+    Ok(())
+}
+
+async fn main_async() -> Res<()> {
+    let kubeconfig = env_path("KUBECONFIG")?;
+    let cp_dir = env_path("CONTROL_PLANE_DIR")?;
+    let binary = std::env::var_os("JOURNEY_OPERATOR_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_journey-operator")));
+    let client = Client::try_default().await?;
+    let version = client.apiserver_version().await?;
+    println!("{}", machine_line(&version.git_version));
+    println!("journey-operator binary: {}", binary.display());
+    install_crds(&client).await?;
+
+    // The controller acts as its own admin user so the audit log can single out its requests.
+    let server = kube::config::Kubeconfig::read_from(&kubeconfig)?
+        .clusters
+        .first()
+        .and_then(|c| c.cluster.as_ref())
+        .and_then(|c| c.server.clone())
+        .ok_or("no server in KUBECONFIG")?;
+    let cert = mint_client_cert(&cp_dir, IDENTITY, Some("system:masters"))?;
+    let controller_kubeconfig = write_kubeconfig_for(&cp_dir, &server, IDENTITY, &cert)?;
+    let bench = Bench {
+        client,
+        binary,
+        controller_kubeconfig,
+        audit_log: cp_dir.join("audit.log"),
+        work: tempfile::tempdir()?,
+    };
+
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let wanted = |name: &str| only.is_empty() || only.split(',').any(|o| o == name);
+    if wanted("latency") || wanted("idle") {
+        latency_and_idle(&bench).await?;
+    }
+    if wanted("cold") {
+        cold_start(&bench).await?;
+    }
+    if wanted("memory") {
+        memory(&bench).await?;
+    }
+    Ok(())
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing else is accepted.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    if let Err(e) = runtime.block_on(main_async()) {
+        eprintln!("bench failed: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The controller benchmarks (BENCHMARKS.md, "Controller"): builds journey-operator and the bench
+# in release mode, starts a fresh local control plane (etcd + kube-apiserver, as hack/test.sh
+# does) and runs benches/controller.rs against it, which drives the real `journey-operator run`
+# binary as a child process. Prints the figures; never fails on a missed target.
+# BENCH_ONLY=latency,idle,cold,memory picks figures (default: all).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=hack/lib.sh
+. hack/lib.sh
+
+ensure_tools
+log "cargo build --release (journey-operator and the controller bench)"
+cargo build -q --release --bin journey-operator
+cargo bench -q --bench controller --no-run
+
+# A fresh control plane every time: the figures must not depend on what a cluster already holds.
+trap stop_control_plane EXIT INT TERM
+log "starting the local control plane"
+start_control_plane "${CARGO_TARGET_DIR:-target}/release/journey-operator"
+log "kube-apiserver: $KUBE_APISERVER ($KUBE_APISERVER_VERSION); load before: $(uptime)"
+cargo bench -q --bench controller
+log "load after: $(uptime)"
