@@ -89,40 +89,43 @@ impl SqliteStore {
     }
 }
 
-impl Store for SqliteStore {
-    fn write<R>(&self, f: impl FnOnce(&mut dyn StoreTx) -> Result<R>) -> Result<R> {
-        let mut c = self
-            .writer
-            .lock()
-            .map_err(|_| EngineError::Task("sqlite writer mutex poisoned".into()))?;
-        let tx = c
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .ctx("begin immediate")?;
-        let mut t = SqliteTx {
-            tx,
-            deltas: HashMap::new(),
-        };
-        let r = f(&mut t)?;
+/// Runs `f` in one transaction on `conn`: a writer transaction (`BEGIN IMMEDIATE`, counters
+/// flushed, committed) or a read snapshot (`BEGIN DEFERRED`, rolled back).
+fn in_transaction<R>(
+    conn: &Mutex<Connection>,
+    write: bool,
+    f: impl FnOnce(&mut dyn StoreTx) -> Result<R>,
+) -> Result<R> {
+    let mut c = conn
+        .lock()
+        .map_err(|_| EngineError::Task("sqlite connection mutex poisoned".into()))?;
+    let (behavior, begin) = if write {
+        (TransactionBehavior::Immediate, "begin immediate")
+    } else {
+        (TransactionBehavior::Deferred, "begin read")
+    };
+    let tx = c.transaction_with_behavior(behavior).ctx(begin)?;
+    let mut t = SqliteTx {
+        tx,
+        deltas: HashMap::new(),
+    };
+    let r = f(&mut t)?;
+    if write {
         t.flush_counts()?;
         t.tx.commit().ctx("commit")?;
-        Ok(r)
+    } else {
+        t.tx.rollback().ctx("end read")?;
+    }
+    Ok(r)
+}
+
+impl Store for SqliteStore {
+    fn write<R>(&self, f: impl FnOnce(&mut dyn StoreTx) -> Result<R>) -> Result<R> {
+        in_transaction(&self.writer, true, f)
     }
 
     fn read<R>(&self, f: impl FnOnce(&mut dyn StoreTx) -> Result<R>) -> Result<R> {
-        let mut c = self
-            .reader
-            .lock()
-            .map_err(|_| EngineError::Task("sqlite reader mutex poisoned".into()))?;
-        let tx = c
-            .transaction_with_behavior(TransactionBehavior::Deferred)
-            .ctx("begin read")?;
-        let mut t = SqliteTx {
-            tx,
-            deltas: HashMap::new(),
-        };
-        let r = f(&mut t)?;
-        t.tx.rollback().ctx("end read")?;
-        Ok(r)
+        in_transaction(&self.reader, false, f)
     }
 }
 
