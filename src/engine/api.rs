@@ -17,7 +17,7 @@ use super::core::Engine;
 use super::definition::Definition;
 use super::error::{EngineError, Result};
 use super::lifecycle::{
-    AppliedVersion, DesiredLifecycle, RequestKind, RequestOutcome, StatusSnapshot,
+    AppliedVersion, DesiredLifecycle, FilterMatches, RequestKind, RequestOutcome, StatusSnapshot,
 };
 use super::store::{Delivery, RunRecord, Store};
 
@@ -70,6 +70,8 @@ pub trait DataPlane: Send + Sync {
         limit: Option<i64>,
     ) -> BoxFuture<Result<Vec<Delivery>>>;
     fn run_history(&self, key: &str, limit: i64) -> BoxFuture<Result<Vec<RunRecord>>>;
+    /// How many in-flight profiles a candidate global filter matches right now (read-only).
+    fn filter_matches(&self, key: &str, filter: &str) -> BoxFuture<Result<FilterMatches>>;
 }
 
 fn blocking<T, F>(f: F) -> BoxFuture<Result<T>>
@@ -153,6 +155,10 @@ impl<S: Store> DataPlane for Engine<S> {
     fn run_history(&self, key: &str, limit: i64) -> BoxFuture<Result<Vec<RunRecord>>> {
         let (e, k) = (self.clone(), key.to_string());
         blocking(move || e.run_history_blocking(&k, limit))
+    }
+    fn filter_matches(&self, key: &str, filter: &str) -> BoxFuture<Result<FilterMatches>> {
+        let (e, k, f) = (self.clone(), key.to_string(), filter.to_string());
+        blocking(move || e.filter_matches_blocking(&k, &f))
     }
 }
 

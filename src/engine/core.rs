@@ -101,7 +101,24 @@ pub(crate) struct Inner<S: Store> {
     /// date with the holds this process makes in between (conservative: releases
     /// are only seen at the next count).
     held_cache: Mutex<Option<(std::time::Instant, i64)>>,
+    /// Which journeys the scheduler may skip, so an idle tick costs O(changed journeys), not
+    /// one write transaction per journey.
+    wakes: Mutex<Wakes>,
 }
+
+/// The scheduler's per-journey wake bookkeeping (in memory; a restart visits every journey).
+#[derive(Default)]
+struct Wakes {
+    /// Journey key → the time before which it has no time-based work (next due enrollment,
+    /// deadline, schedule start/end, pause expiry, audience read), capped at [`MAX_QUIET_MS`].
+    quiet_until: HashMap<String, Millis>,
+    /// Journeys touched (`notify`) since the scheduler last looked at them.
+    touched: std::collections::HashSet<String>,
+}
+
+/// The longest the scheduler leaves a journey unvisited without being told about a change:
+/// a safety net, so a wake-up missed by the bookkeeping costs at most this delay.
+const MAX_QUIET_MS: Millis = 60_000;
 
 /// The journey engine. Cheap to clone (shared state).
 ///
@@ -120,6 +137,8 @@ impl<S: Store> Clone for Engine<S> {
 }
 
 const MAX_HOPS: usize = 256;
+/// Enrollments per read transaction when evaluating a candidate global filter.
+const FILTER_PAGE: i64 = 5_000;
 
 fn load_rt(row: &JourneyRow) -> Result<Runtime> {
     serde_json::from_str(&row.runtime).map_err(json_err("journey runtime"))
@@ -137,6 +156,70 @@ fn illegal(key: &str, from: Phase, to: &DesiredLifecycle, why: &str) -> EngineEr
         to: to.name().to_string(),
         why: why.to_string(),
     }
+}
+
+/// What one housekeeping transaction did, and when the journey next has time-based work.
+struct Housekeeping {
+    report: TickReport,
+    /// More of the same work is waiting (a release or read chunk).
+    more: bool,
+    /// The runtime changed in a way the status shows.
+    changed: bool,
+    wake_at: Millis,
+}
+
+impl Housekeeping {
+    /// Nothing to do (no such journey, or no version yet) until touched.
+    fn idle(now: Millis) -> Self {
+        Self {
+            report: TickReport::default(),
+            more: false,
+            changed: false,
+            wake_at: now + MAX_QUIET_MS,
+        }
+    }
+}
+
+/// The earliest time the journey can have scheduler work without being touched: every
+/// time-based trigger housekeeping and `advance_batch` act on, capped at [`MAX_QUIET_MS`].
+fn next_wake(
+    tx: &mut dyn StoreTx,
+    jid: i64,
+    rt: &Runtime,
+    def: &CompiledDefinition,
+    now: Millis,
+) -> Result<Millis> {
+    let mut at = now + MAX_QUIET_MS;
+    let mut consider = |t: Option<Millis>| {
+        if let Some(t) = t {
+            at = at.min(t.max(now));
+        }
+    };
+    match rt.phase {
+        Phase::Scheduled => consider(Some(def.start_at.unwrap_or(now))),
+        Phase::Live | Phase::Resuming => consider(def.end_at),
+        Phase::Paused => consider(rt.pause.as_ref().map(|p| p.expires_at)),
+        _ => {}
+    }
+    if matches!(rt.phase, Phase::Resuming | Phase::Closing)
+        && rt.resume.as_ref().is_some_and(|r| r.finished_at.is_none())
+    {
+        consider(Some(now));
+    }
+    consider(rt.read.single_due);
+    consider(rt.read.next_at);
+    if rt.read.in_progress.is_some() {
+        consider(Some(now));
+    }
+    if rt.phase.moves() {
+        let frozen = rt.phase == Phase::Paused
+            && rt.pause.as_ref().is_some_and(|p| {
+                p.options.waits == PauseWaits::Extend && p.options.mode != PauseMode::EntryOnly
+            });
+        consider(tx.next_due(jid, frozen)?);
+        consider(tx.next_deadline(jid, rt.deadline_swept_to)?);
+    }
+    Ok(at)
 }
 
 enum Enter {
@@ -161,6 +244,7 @@ impl<S: Store> Engine<S> {
                 wake: Notify::new(),
                 priority: std::sync::atomic::AtomicUsize::new(0),
                 held_cache: Mutex::new(None),
+                wakes: Mutex::new(Wakes::default()),
             }),
         })
     }
@@ -200,8 +284,35 @@ impl<S: Store> Engine<S> {
     }
 
     fn notify(&self, key: &str) {
+        if let Ok(mut w) = self.inner.wakes.lock() {
+            w.quiet_until.remove(key);
+            w.touched.insert(key.to_string());
+        }
         let _ = self.inner.changes.send(key.to_string());
         self.inner.wake.notify_one();
+    }
+
+    /// Whether the scheduler can skip the journey at `now` (quiet and untouched); otherwise
+    /// starts a visit: the journey is no longer "touched" from here on.
+    fn begin_visit(&self, key: &str, now: Millis) -> bool {
+        let Ok(mut w) = self.inner.wakes.lock() else {
+            return true;
+        };
+        if !w.touched.contains(key) && w.quiet_until.get(key).is_some_and(|t| *t > now) {
+            return false;
+        }
+        w.touched.remove(key);
+        w.quiet_until.remove(key);
+        true
+    }
+
+    /// After an idle visit: skip the journey until `until`, unless it was touched meanwhile.
+    fn end_visit_quiet(&self, key: &str, until: Millis) {
+        if let Ok(mut w) = self.inner.wakes.lock()
+            && !w.touched.contains(key)
+        {
+            w.quiet_until.insert(key.to_string(), until);
+        }
     }
 
     fn def(&self, tx: &mut dyn StoreTx, jid: i64, version: i64) -> Result<Arc<CompiledDefinition>> {
@@ -1139,6 +1250,41 @@ impl<S: Store> Engine<S> {
         })
     }
 
+    /// Evaluates a candidate global filter over the journey's in-flight profiles (current
+    /// epoch, non-terminal) with their attributes as stored now. Read-only; pages of
+    /// [`FILTER_PAGE`] enrollments each get their own short read transaction so the scheduler
+    /// is never blocked behind a scan of millions, which also means the counts are a
+    /// near-instant picture, not one snapshot.
+    pub fn filter_matches_blocking(&self, key: &str, filter: &str) -> Result<FilterMatches> {
+        let expr = Expr::compile(filter, Vars::Profile)?;
+        let (journey_id, epoch) = self.inner.store.read(|tx| {
+            let row = tx
+                .journey_for_update(key)?
+                .ok_or_else(|| EngineError::NotFound(key.to_string()))?;
+            Ok((row.id, load_rt(&row)?.epoch))
+        })?;
+        let mut out = FilterMatches::default();
+        for state in [ES::Active, ES::Waiting, ES::Held, ES::Queued] {
+            let mut after = 0;
+            loop {
+                let page = self.inner.store.read(|tx| {
+                    tx.inflight_attrs_page(journey_id, epoch, state, after, FILTER_PAGE)
+                })?;
+                let Some((last, _)) = page.last() else { break };
+                after = *last;
+                for (_, attrs) in &page {
+                    out.in_flight += 1;
+                    match expr.eval_bool(attrs, None) {
+                        Ok(true) => out.matching += 1,
+                        Ok(false) => {}
+                        Err(_) => out.evaluation_errors += 1,
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Every enrollment of a journey, with step ids resolved (inspection and tests).
     pub fn enrollments_blocking(&self, key: &str) -> Result<Vec<EnrollmentView>> {
         self.inner.store.read(|tx| {
@@ -1194,15 +1340,28 @@ impl<S: Store> Engine<S> {
                 .map(|r| (r.id, r.key))
                 .collect())
         })?;
+        if let Ok(mut w) = self.inner.wakes.lock()
+            && w.quiet_until.len() > ids.len()
+        {
+            // Forget deleted journeys.
+            let live: std::collections::HashSet<&str> =
+                ids.iter().map(|(_, k)| k.as_str()).collect();
+            w.quiet_until.retain(|k, _| live.contains(k.as_str()));
+        }
         for (jid, key) in ids {
+            if !self.begin_visit(&key, self.now()) {
+                continue;
+            }
             let mut r = TickReport::default();
             let mut changed = false;
+            let mut wake_at;
             loop {
                 self.yield_to_priority();
-                let (h, more, ch) = self.housekeeping(jid)?;
-                r.add(h);
-                changed |= ch;
-                if !more {
+                let h = self.housekeeping(jid)?;
+                r.add(h.report);
+                changed |= h.changed;
+                wake_at = h.wake_at;
+                if !h.more {
                     break;
                 }
             }
@@ -1216,6 +1375,8 @@ impl<S: Store> Engine<S> {
             }
             if changed || !r.is_idle() {
                 self.notify(&key);
+            } else {
+                self.end_visit_quiet(&key, wake_at);
             }
             report.add(r);
         }
@@ -1232,7 +1393,7 @@ impl<S: Store> Engine<S> {
                 .map(|r| r.id)
                 .ok_or_else(|| EngineError::NotFound(key.to_string()))
         })?;
-        Ok(self.housekeeping(id)?.0)
+        Ok(self.housekeeping(id)?.report)
     }
 
     /// Ticks until nothing is left to do at the current time.
@@ -1249,17 +1410,17 @@ impl<S: Store> Engine<S> {
     }
 
     /// Returns (report, more work pending now, runtime changed).
-    fn housekeeping(&self, jid: i64) -> Result<(TickReport, bool, bool)> {
+    fn housekeeping(&self, jid: i64) -> Result<Housekeeping> {
         let now = self.now();
         self.inner.store.write(|tx| {
             let mut rep = TickReport::default();
             let Some(row) = tx.journey_by_id(jid)? else {
-                return Ok((rep, false, false));
+                return Ok(Housekeeping::idle(now));
             };
             let mut rt = load_rt(&row)?;
             let before = rt.clone();
             let Some(def) = self.cur_def(tx, jid, &rt)? else {
-                return Ok((rep, false, false));
+                return Ok(Housekeeping::idle(now));
             };
             let mut more = false;
             // time-based transitions
@@ -1407,7 +1568,17 @@ impl<S: Store> Engine<S> {
             if changed {
                 save_rt(tx, jid, &rt)?;
             }
-            Ok((rep, more, changed && !swept_only))
+            let wake_at = if more {
+                now
+            } else {
+                next_wake(tx, jid, &rt, &def, now)?
+            };
+            Ok(Housekeeping {
+                report: rep,
+                more,
+                changed: changed && !swept_only,
+                wake_at,
+            })
         })
     }
 
@@ -1443,10 +1614,14 @@ impl<S: Store> Engine<S> {
             let mut held_total = if holding { self.held_estimate(tx)? } else { 0 };
             let held_before = held_total;
             let n = due.len() as i64;
-            for mut e in due {
+            for (mut e, attrs_json) in due {
                 let old_state = e.state;
                 let def = self.def(tx, jid, e.version)?;
                 let mut attrs: Option<serde_json::Value> = None;
+                let parse_attrs = || {
+                    serde_json::from_str::<serde_json::Value>(&attrs_json)
+                        .map_err(json_err("profile attributes"))
+                };
                 let mut hops = 0;
                 loop {
                     hops += 1;
@@ -1500,7 +1675,7 @@ impl<S: Store> Engine<S> {
                         } => {
                             let a = match &attrs {
                                 Some(a) => a,
-                                None => attrs.insert(self.attrs(tx, e.profile_seq)?),
+                                None => attrs.insert(parse_attrs()?),
                             };
                             let mut target = *otherwise;
                             for (expr, t) in branches {
@@ -1545,7 +1720,7 @@ impl<S: Store> Engine<S> {
                             if let Some(f) = &filter {
                                 let a = match &attrs {
                                     Some(a) => a,
-                                    None => attrs.insert(self.attrs(tx, e.profile_seq)?),
+                                    None => attrs.insert(parse_attrs()?),
                                 };
                                 if f.eval_bool(a, None).unwrap_or(false) {
                                     e.state = ES::Excluded;
@@ -1625,12 +1800,5 @@ impl<S: Store> Engine<S> {
             *c = Some((std::time::Instant::now(), v));
         }
         Ok(v)
-    }
-
-    fn attrs(&self, tx: &mut dyn StoreTx, seq: i64) -> Result<serde_json::Value> {
-        Ok(tx
-            .profile_by_seq(seq)?
-            .map(|p| p.attrs)
-            .unwrap_or(serde_json::Value::Null))
     }
 }

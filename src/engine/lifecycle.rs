@@ -303,6 +303,20 @@ pub struct ProfileCounts {
     pub completed: i64,
 }
 
+/// How many of a journey's in-flight profiles a candidate global filter matches right now
+/// (`plan --cluster`): what setting that filter would exclude at the next action steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FilterMatches {
+    /// Enrollments of the current epoch that are active, waiting, held or queued.
+    pub in_flight: i64,
+    /// Of those, how many the filter matches (would be excluded).
+    pub matching: i64,
+    /// Of those, how many the filter could not be evaluated on (e.g. a missing attribute
+    /// without a `has()` guard): the engine treats them as not matching.
+    pub evaluation_errors: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PauseStatus {

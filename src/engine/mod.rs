@@ -32,8 +32,8 @@ pub use definition::{Definition, OnExpiry, PauseEntries, PauseMode, PauseWaits};
 pub use destinations::{DestinationConfig, WebhookDestination};
 pub use error::{EngineError, Result};
 pub use lifecycle::{
-    AppliedVersion, DesiredLifecycle, LifecycleCommand, PauseOptions, Phase, ProfileCounts,
-    RequestKind, RequestOutcome, StatusSnapshot,
+    AppliedVersion, DesiredLifecycle, FilterMatches, LifecycleCommand, PauseOptions, Phase,
+    ProfileCounts, RequestKind, RequestOutcome, StatusSnapshot,
 };
 pub use store::sqlite::SqliteStore;
 pub use store::{Delivery, DeliveryStatus, EnrollmentState, Store, StoreTx};

@@ -115,6 +115,21 @@ INSERT INTO enrollment_counts (journey_id, epoch, state, n)
     SELECT journey_id, epoch, state, COUNT(*) FROM enrollments GROUP BY journey_id, epoch, state;
 "#,
     ),
+    (
+        4,
+        // The outbox indexes cover only the few rows the webhook sender and the lifecycle
+        // look for. Each predicate is a single equality the queries repeat literally, which is
+        // what SQLite needs to use a partial index (the old `status IN (1, 2, 5)` was never
+        // used: the sender's claim scanned every delivery, and evaluating the IN list opened
+        // a temporary b-tree on every delivery insert).
+        r#"
+DROP INDEX del_status;
+CREATE INDEX del_pending_due ON deliveries (next_attempt_at, created_at) WHERE status = 1;
+CREATE INDEX del_pending_journey ON deliveries (journey_id) WHERE status = 1;
+CREATE INDEX del_held_journey ON deliveries (journey_id) WHERE status = 2;
+CREATE INDEX del_sending ON deliveries (journey_id) WHERE status = 5;
+"#,
+    ),
 ];
 
 /// Applies pending migrations; returns the schema version.

@@ -245,14 +245,22 @@ pub trait StoreTx {
     /// maintains per-state counters).
     fn update_enrollment(&mut self, e: &Enrollment, old_state: EnrollmentState) -> Result<()>;
     /// Enrollments with `due_at <= now` (only `Active` ones when `active_only`),
-    /// by due time then id.
+    /// by due time then id, each with its profile's attributes as stored (JSON text, parsed
+    /// only if a condition or the global filter reads them; `"null"` for a missing profile).
+    /// Reading them in the same query saves a lookup per profile on the hottest path.
     fn due_enrollments(
         &mut self,
         journey_id: i64,
         now: Millis,
         active_only: bool,
         limit: i64,
-    ) -> Result<Vec<Enrollment>>;
+    ) -> Result<Vec<(Enrollment, String)>>;
+    /// The earliest `due_at` of the journey's enrollments (only `Active` ones when
+    /// `active_only`): when the scheduler next has something to advance.
+    fn next_due(&mut self, journey_id: i64, active_only: bool) -> Result<Option<Millis>>;
+    /// The earliest deadline after `after` (a lower bound: terminal enrollments are included):
+    /// when the global-timeout sweep next has something to do.
+    fn next_deadline(&mut self, journey_id: i64, after: Millis) -> Result<Option<Millis>>;
     /// The latest entry of a profile in a journey epoch.
     fn last_entry(
         &mut self,
@@ -268,6 +276,17 @@ pub trait StoreTx {
         epoch: i64,
         profile_seq: i64,
     ) -> Result<Vec<Enrollment>>;
+    /// One page of a journey epoch's non-terminal enrollments in `state`, by id after
+    /// `after_id`: (enrollment id, profile attributes). Read-only inspection (plan's filter
+    /// impact); pages keep each read transaction short.
+    fn inflight_attrs_page(
+        &mut self,
+        journey_id: i64,
+        epoch: i64,
+        state: EnrollmentState,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, serde_json::Value)>>;
     /// Every enrollment of a journey with its profile id, by id (inspection).
     fn list_enrollments(&mut self, journey_id: i64) -> Result<Vec<(Enrollment, String)>>;
     /// Counts per state for one epoch (maintained counters, O(states)).

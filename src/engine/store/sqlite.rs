@@ -529,22 +529,50 @@ impl StoreTx for SqliteTx<'_> {
         now: Millis,
         active_only: bool,
         limit: i64,
-    ) -> Result<Vec<Enrollment>> {
-        let sql = if active_only {
-            format!(
-                "SELECT {ENR_COLS} FROM enrollments WHERE journey_id = ?1 AND due_at IS NOT NULL AND due_at <= ?2 AND state = 0 ORDER BY due_at, id LIMIT ?3"
-            )
-        } else {
-            format!(
-                "SELECT {ENR_COLS} FROM enrollments WHERE journey_id = ?1 AND due_at IS NOT NULL AND due_at <= ?2 ORDER BY due_at, id LIMIT ?3"
-            )
-        };
+    ) -> Result<Vec<(Enrollment, String)>> {
+        let cols = ENR_COLS
+            .split(", ")
+            .map(|c| format!("e.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let state = if active_only { " AND e.state = 0" } else { "" };
+        let sql = format!(
+            "SELECT {cols}, COALESCE(p.attrs, 'null') FROM enrollments e INDEXED BY enr_due \
+             LEFT JOIN profiles p ON p.seq = e.profile_seq \
+             WHERE e.journey_id = ?1 AND e.due_at IS NOT NULL AND e.due_at <= ?2{state} \
+             ORDER BY e.due_at, e.id LIMIT ?3"
+        );
         let mut st = self.tx.prepare_cached(&sql).ctx("prepare due")?;
         let rows = st
-            .query_map(params![journey_id, now, limit], enr_from_row)
+            .query_map(params![journey_id, now, limit], |r| {
+                Ok((enr_from_row(r)?, r.get::<_, String>(14)?))
+            })
             .ctx("due enrollments")?;
         rows.collect::<rusqlite::Result<Vec<_>>>()
             .ctx("due enrollments")
+    }
+
+    fn next_due(&mut self, journey_id: i64, active_only: bool) -> Result<Option<Millis>> {
+        let sql = if active_only {
+            "SELECT MIN(due_at) FROM enrollments INDEXED BY enr_due WHERE journey_id = ?1 AND due_at IS NOT NULL AND state = 0"
+        } else {
+            "SELECT MIN(due_at) FROM enrollments INDEXED BY enr_due WHERE journey_id = ?1 AND due_at IS NOT NULL"
+        };
+        self.tx
+            .prepare_cached(sql)
+            .ctx("prepare next due")?
+            .query_row([journey_id], |r| r.get(0))
+            .ctx("next due")
+    }
+
+    fn next_deadline(&mut self, journey_id: i64, after: Millis) -> Result<Option<Millis>> {
+        self.tx
+            .prepare_cached(
+                "SELECT MIN(deadline_at) FROM enrollments INDEXED BY enr_deadline WHERE journey_id = ?1 AND deadline_at > ?2",
+            )
+            .ctx("prepare next deadline")?
+            .query_row(params![journey_id, after], |r| r.get(0))
+            .ctx("next deadline")
     }
 
     fn last_entry(
@@ -579,6 +607,37 @@ impl StoreTx for SqliteTx<'_> {
             .ctx("live enrollments")?;
         rows.collect::<rusqlite::Result<Vec<_>>>()
             .ctx("live enrollments")
+    }
+
+    fn inflight_attrs_page(
+        &mut self,
+        journey_id: i64,
+        epoch: i64,
+        state: EnrollmentState,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, serde_json::Value)>> {
+        // enr_state (journey_id, state, id) drives the scan; epoch is a filter because older
+        // epochs hold no non-terminal rows (a restart exits them).
+        let mut st = self
+            .tx
+            .prepare_cached(
+                "SELECT e.id, p.attrs FROM enrollments e JOIN profiles p ON p.seq = e.profile_seq \
+                 WHERE e.journey_id = ?1 AND e.state = ?2 AND e.id > ?3 AND e.epoch = ?4 \
+                 ORDER BY e.id LIMIT ?5",
+            )
+            .ctx("prepare inflight attrs")?;
+        let rows = st
+            .query_map(
+                params![journey_id, state as i64, after_id, epoch, limit],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+            )
+            .ctx("inflight attrs")?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .ctx("inflight attrs")?;
+        rows.into_iter()
+            .map(|(id, attrs)| Ok((id, parse_attrs(&attrs)?)))
+            .collect()
     }
 
     fn list_enrollments(&mut self, journey_id: i64) -> Result<Vec<(Enrollment, String)>> {
@@ -853,12 +912,22 @@ impl StoreTx for SqliteTx<'_> {
         from: DeliveryStatus,
         to: DeliveryStatus,
     ) -> Result<i64> {
+        // Literal statuses (enum discriminants, not input) so the partial indexes
+        // `WHERE status = 1` / `WHERE status = 2` apply; a bound parameter would not match them.
+        let index = match from {
+            DeliveryStatus::Pending => " INDEXED BY del_pending_journey",
+            DeliveryStatus::Held => " INDEXED BY del_held_journey",
+            _ => "",
+        };
+        let sql = format!(
+            "UPDATE deliveries{index} SET status = {} WHERE journey_id = ?1 AND status = {}",
+            to as i64, from as i64
+        );
         let n = self
             .tx
-            .execute(
-                "UPDATE deliveries SET status = ?3 WHERE journey_id = ?1 AND status = ?2",
-                params![journey_id, from as i64, to as i64],
-            )
+            .prepare_cached(&sql)
+            .ctx("prepare set delivery status")?
+            .execute(params![journey_id])
             .ctx("set delivery status")?;
         Ok(n as i64)
     }
@@ -1102,5 +1171,51 @@ impl StoreTx for SqliteTx<'_> {
             )
             .ctx("set token")?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(conn: &Connection, sql: &str) -> String {
+        let mut st = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .expect("explain");
+        let rows = st
+            .query_map([], |r| r.get::<_, String>(3))
+            .expect("plan rows");
+        rows.map(|r| r.expect("row")).collect::<Vec<_>>().join("; ")
+    }
+
+    fn opcodes(conn: &Connection, sql: &str) -> Vec<String> {
+        let mut st = conn.prepare(&format!("EXPLAIN {sql}")).expect("explain");
+        let rows = st.query_map([], |r| r.get::<_, String>(1)).expect("ops");
+        rows.map(|r| r.expect("row")).collect()
+    }
+
+    /// The webhook sender claims due deliveries every 200 ms: it must not scan an outbox of
+    /// millions of recorded ones, and recording a delivery must not build a temporary b-tree.
+    #[test]
+    fn the_outbox_queries_use_their_partial_indexes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(dir.path().join("db")).expect("open");
+        let conn = store.writer.lock().expect("writer");
+        let claim = plan(
+            &conn,
+            "SELECT journey_id, epoch, profile_seq, step_key, entry_no FROM deliveries WHERE status = 1 AND next_attempt_at <= 5 ORDER BY next_attempt_at, created_at LIMIT 3",
+        );
+        assert!(claim.contains("INDEX del_pending_due"), "{claim}");
+        for (from, index) in [(1, "del_pending_journey"), (2, "del_held_journey")] {
+            let sql = format!(
+                "UPDATE deliveries INDEXED BY {index} SET status = 4 WHERE journey_id = 7 AND status = {from}"
+            );
+            assert!(plan(&conn, &sql).contains(index), "{sql}");
+        }
+        let insert = opcodes(
+            &conn,
+            "INSERT OR IGNORE INTO deliveries (journey_id, epoch, profile_seq, step_key, entry_no, version, step_id, channel, destination, message, status, created_at) VALUES (1, 1, 1, 1, 1, 1, 'a', 'b', 'c', '{}', 0, 1)",
+        );
+        assert!(!insert.iter().any(|op| op == "OpenEphemeral"), "{insert:?}");
     }
 }

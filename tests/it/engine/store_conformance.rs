@@ -64,7 +64,7 @@ pub fn enrollment_roundtrip_and_release_order(store: &impl Store) {
             assert_eq!(tx.release_held(7, 2, 50)?, 2);
             let due = tx.due_enrollments(7, 50, false, 10)?;
             assert_eq!(
-                due.iter().map(|e| e.entry_no).collect::<Vec<_>>(),
+                due.iter().map(|(e, _)| e.entry_no).collect::<Vec<_>>(),
                 vec![1, 2]
             );
             assert_eq!(tx.expire_deadlines(7, 999, 1000, "Timeout")?, 3);
@@ -93,7 +93,7 @@ fn sqlite_conformance() {
     failed_transaction_rolls_back(&s);
     idempotency_key_is_unique(&s);
     enrollment_roundtrip_and_release_order(&s);
-    assert_eq!(s.schema_version().expect("schema"), 3);
+    assert_eq!(s.schema_version().expect("schema"), 4);
     // reopen: migrations are not re-applied, data persists
     drop(s);
     let s = SqliteStore::open(dir.path().join("a.db")).expect("reopen");
