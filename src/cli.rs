@@ -58,6 +58,13 @@ pub struct PlanArgs {
     /// discarded by a pause, pauses close to expiry).
     #[arg(long)]
     pub cluster: bool,
+    /// With --cluster: the operator's data-plane URL, to count how many in-flight profiles a
+    /// new global filter matches right now.
+    #[arg(long, requires = "cluster", requires = "data_plane_token_file")]
+    pub data_plane: Option<String>,
+    /// The data plane's bearer token file (with --data-plane).
+    #[arg(long, env = "JOURNEY_DATA_PLANE_TOKEN_FILE")]
+    pub data_plane_token_file: Option<PathBuf>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -329,7 +336,18 @@ fn plan(args: PlanArgs) -> anyhow::Result<()> {
         let runtime = tokio::runtime::Runtime::new()?;
         let annotated: anyhow::Result<()> = runtime.block_on(async {
             let client = kube::Client::try_default().await?;
-            plan::live::annotate(&mut result, &client, &plan::head_states(&head)).await?;
+            let data_plane = args
+                .data_plane
+                .clone()
+                .zip(args.data_plane_token_file.clone())
+                .map(|(url, token_file)| plan::live::DataPlaneAccess { url, token_file });
+            plan::live::annotate(
+                &mut result,
+                &client,
+                &plan::head_states(&head),
+                data_plane.as_ref(),
+            )
+            .await?;
             Ok(())
         });
         if let Err(e) = annotated {

@@ -5,7 +5,7 @@
 use std::sync::{Arc, OnceLock};
 
 use crate::engine::store::RunRecord;
-use crate::engine::{BoxFuture, DataPlane, Delivery, EngineError};
+use crate::engine::{BoxFuture, DataPlane, Delivery, EngineError, FilterMatches};
 
 #[derive(Default, Clone)]
 pub struct LazyDataPlane {
@@ -67,6 +67,17 @@ impl DataPlane for LazyDataPlane {
     fn run_history(&self, key: &str, limit: i64) -> BoxFuture<Result<Vec<RunRecord>, EngineError>> {
         match self.get() {
             Ok(e) => e.run_history(key, limit),
+            Err(err) => refused(err),
+        }
+    }
+
+    fn filter_matches(
+        &self,
+        key: &str,
+        filter: &str,
+    ) -> BoxFuture<Result<FilterMatches, EngineError>> {
+        match self.get() {
+            Ok(e) => e.filter_matches(key, filter),
             Err(err) => refused(err),
         }
     }

@@ -19,6 +19,9 @@ pub const MAX_RUNS_LIMIT: i64 = 1000;
 /// Longest accepted profile id and event name, in bytes.
 pub const MAX_ID_BYTES: usize = 512;
 /// Seconds a standby replica (or a busy store) asks clients to wait (`Retry-After`).
+/// Longest candidate global filter (the Journey schema's `globalFilter` maxLength).
+pub const MAX_FILTER_BYTES: usize = 4096;
+
 pub const RETRY_AFTER_SECS: u64 = 5;
 
 /// Everything `journey-operator run` needs to serve the data plane.

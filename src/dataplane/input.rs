@@ -6,7 +6,7 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::{Map, Value};
 
-use super::config::MAX_ID_BYTES;
+use super::config::{MAX_FILTER_BYTES, MAX_ID_BYTES};
 use super::error::ApiError;
 
 /// One event to ingest.
@@ -144,6 +144,29 @@ fn object_field(
         (Some(other), _) => Err(ApiError::bad_field(
             &field,
             format!("{field} must be an object, not {}", kind(&other)),
+        )),
+    }
+}
+
+/// `{"filter": "<CEL over profile>"}`: a candidate global filter. Compiling it is the
+/// engine's job (a compile error is a 400 from there); here it only has to be a non-blank
+/// string of bounded size.
+pub fn filter(mut obj: Map<String, Value>) -> Result<String, ApiError> {
+    no_unknown_fields(&obj, &["filter"], "")?;
+    match obj.remove("filter") {
+        Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= MAX_FILTER_BYTES => Ok(s),
+        Some(Value::String(s)) if s.len() > MAX_FILTER_BYTES => Err(ApiError::bad_field(
+            "filter",
+            format!("filter is longer than {MAX_FILTER_BYTES} bytes"),
+        )),
+        Some(Value::String(_)) => Err(ApiError::bad_field("filter", "filter must not be empty")),
+        None | Some(Value::Null) => Err(ApiError::bad_field(
+            "filter",
+            "filter is required (a CEL expression over profile)",
+        )),
+        Some(other) => Err(ApiError::bad_field(
+            "filter",
+            format!("filter must be a string, not {}", kind(&other)),
         )),
     }
 }

@@ -8,6 +8,7 @@
 //! | `PUT` | `/v1/profiles/{profileId}` | 204 |
 //! | `GET` | `/v1/deliveries?journey=ns/name&profile=id&limit=n` | 200 `{"deliveries":[...]}` |
 //! | `GET` | `/v1/journeys/{namespace}/{name}/runs?limit=n` | 200 `{"runs":[...]}`, 404 |
+//! | `POST` | `/v1/journeys/{namespace}/{name}/filter-matches` | 200 `{"inFlight":n,"matching":m,"evaluationErrors":e}`, 404 (read-only) |
 //! | `GET` | `/openapi.json` | 200, public (no token) |
 //!
 //! Every `/v1` endpoint needs `Authorization: Bearer <token>` (401 with `WWW-Authenticate:
@@ -62,8 +63,8 @@ use tokio::sync::watch;
 pub use auth::BearerToken;
 pub use config::{
     DEFAULT_DELIVERIES_LIMIT, DEFAULT_LISTEN, DEFAULT_MAX_BATCH_EVENTS, DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_RUNS_LIMIT, DataPlaneConfig, Limits, MAX_DELIVERIES_LIMIT, MAX_ID_BYTES,
-    MAX_RUNS_LIMIT, RETRY_AFTER_SECS,
+    DEFAULT_RUNS_LIMIT, DataPlaneConfig, Limits, MAX_DELIVERIES_LIMIT, MAX_FILTER_BYTES,
+    MAX_ID_BYTES, MAX_RUNS_LIMIT, RETRY_AFTER_SECS,
 };
 pub use error::{ApiError, DataPlaneError, ErrorBody, engine_error};
 pub use openapi::document as openapi_document;

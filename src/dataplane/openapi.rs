@@ -4,8 +4,8 @@
 use serde_json::{Value, json};
 
 use super::config::{
-    DEFAULT_DELIVERIES_LIMIT, DEFAULT_RUNS_LIMIT, Limits, MAX_DELIVERIES_LIMIT, MAX_ID_BYTES,
-    MAX_RUNS_LIMIT, RETRY_AFTER_SECS,
+    DEFAULT_DELIVERIES_LIMIT, DEFAULT_RUNS_LIMIT, Limits, MAX_DELIVERIES_LIMIT, MAX_FILTER_BYTES,
+    MAX_ID_BYTES, MAX_RUNS_LIMIT, RETRY_AFTER_SECS,
 };
 
 fn error_response(description: &str) -> Value {
@@ -154,6 +154,24 @@ pub fn document(limits: &Limits) -> Value {
                     }))
                 }
             },
+            "/v1/journeys/{namespace}/{name}/filter-matches": {
+                "post": {
+                    "operationId": "filterMatches",
+                    "summary": "How many in-flight profiles a candidate global filter matches now",
+                    "description": "Read-only. Evaluates the CEL expression over the journey's in-flight profiles (active, waiting, held, queued in the current epoch) with their attributes as stored now: what setting it as spec.globalFilter would exclude at the next action steps. `journey-operator plan --cluster --data-plane URL` calls it for every pull request that sets a new filter. The scan reads pages of 5,000 in separate transactions, so on a busy journey the counts are a near-instant picture, not one snapshot.",
+                    "parameters": [
+                        {"name": "namespace", "in": "path", "required": true, "schema": {"type": "string"}},
+                        {"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}
+                    ],
+                    "requestBody": json_body("FilterCandidate"),
+                    "responses": common_responses(json!({
+                        "200": ok_json("Counts.", "FilterMatches"),
+                        "404": error_response("The engine does not know this journey."),
+                        "413": too_large,
+                        "415": unsupported
+                    }))
+                }
+            },
             "/openapi.json": {
                 "get": {
                     "operationId": "openapi",
@@ -232,6 +250,20 @@ pub fn document(limits: &Limits) -> Value {
                         "endedAt": {"type": "integer", "format": "int64", "nullable": true},
                         "entered": {"type": "integer"},
                         "outcome": {"type": "string", "example": "Succeeded"}
+                    }
+                },
+                "FilterCandidate": {
+                    "type": "object", "required": ["filter"], "additionalProperties": false,
+                    "properties": {
+                        "filter": {"type": "string", "minLength": 1, "maxLength": MAX_FILTER_BYTES, "description": "A CEL expression over `profile`, as in spec.globalFilter; 400 when it does not compile.", "example": "has(profile.country) && profile.country == 'FR'"}
+                    }
+                },
+                "FilterMatches": {
+                    "type": "object", "required": ["inFlight", "matching", "evaluationErrors"],
+                    "properties": {
+                        "inFlight": {"type": "integer", "description": "Enrollments of the current epoch that are active, waiting, held or queued."},
+                        "matching": {"type": "integer", "description": "Of those, how many the filter matches (would be excluded)."},
+                        "evaluationErrors": {"type": "integer", "description": "Of those, how many the filter could not be evaluated on (e.g. a missing attribute without has()); the engine treats them as not matching."}
                     }
                 },
                 "RunList": {

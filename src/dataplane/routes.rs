@@ -29,6 +29,7 @@ pub const EVENTS_BATCH: &str = "/v1/events/batch";
 pub const PROFILE: &str = "/v1/profiles/{profileId}";
 pub const DELIVERIES: &str = "/v1/deliveries";
 pub const RUNS: &str = "/v1/journeys/{namespace}/{name}/runs";
+pub const FILTER_MATCHES: &str = "/v1/journeys/{namespace}/{name}/filter-matches";
 pub const OPENAPI: &str = "/openapi.json";
 
 /// Every route [`super::router`] serves, as (method, path template). The OpenAPI document
@@ -39,6 +40,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PUT", PROFILE),
     ("GET", DELIVERIES),
     ("GET", RUNS),
+    ("POST", FILTER_MATCHES),
     ("GET", OPENAPI),
 ];
 
@@ -73,6 +75,7 @@ pub(crate) fn build(
         .route(PROFILE, put(upsert_profile))
         .route(DELIVERIES, get(list_deliveries))
         .route(RUNS, get(run_history))
+        .route(FILTER_MATCHES, post(filter_matches))
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -360,4 +363,25 @@ async fn run_history(
         .await
         .map_err(engine_error)?;
     Ok(Json(RunList { runs }))
+}
+
+/// `POST /v1/journeys/{namespace}/{name}/filter-matches` with `{"filter": "..."}`: how many of
+/// the journey's in-flight profiles the candidate global filter matches right now (what
+/// `plan --cluster` reports before a pull request sets it). Read-only; 400 when the filter
+/// does not compile, 404 for an unknown journey.
+async fn filter_matches(
+    State(state): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<crate::engine::FilterMatches>, ApiError> {
+    let Path((namespace, name)) = path.map_err(path_rejection)?;
+    let key = input::journey_key(&format!("{namespace}/{name}"), "journey")?;
+    let filter = input::filter(json_body(&headers, body, &state.limits)?)?;
+    let matches = state
+        .dataplane
+        .filter_matches(&key, &filter)
+        .await
+        .map_err(engine_error)?;
+    Ok(Json(matches))
 }

@@ -45,6 +45,10 @@ pub struct JourneyChange {
     /// What the controller would report as Stalled (InvalidDefinition).
     pub problems: Vec<String>,
     pub warnings: Vec<String>,
+    /// The global filter this change sets (added or changed; `None` when unchanged or
+    /// removed): `--cluster` counts the in-flight profiles it matches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_global_filter: Option<String>,
     /// With `--cluster`: what is inside the journey now.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub live: Option<live::LiveImpact>,
@@ -185,6 +189,7 @@ pub fn plan(
             rejections: Vec::new(),
             problems: Vec::new(),
             warnings: Vec::new(),
+            new_global_filter: None,
             live: None,
         };
         let Some(new) = new else {
@@ -253,6 +258,10 @@ pub fn plan(
             .filter(|id| !new_steps.contains_key(*id))
             .cloned()
             .collect();
+        change.new_global_filter = spec
+            .global_filter
+            .clone()
+            .filter(|f| old_spec.as_ref().and_then(|o| o.global_filter.as_ref()) != Some(f));
         change.warnings = warnings(old.zip(old_spec.as_ref()), new, &spec);
         changes.push(change);
     }

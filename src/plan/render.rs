@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use super::live::FilterImpact;
 use super::{ChangeKind, JourneyChange, Plan};
 
 fn kind(change: &JourneyChange) -> &'static str {
@@ -36,6 +37,29 @@ fn definition(change: &JourneyChange) -> String {
         version.to_string()
     } else {
         format!("{version} ({})", parts.join("; "))
+    }
+}
+
+fn filter_impact(f: &FilterImpact) -> String {
+    match f {
+        FilterImpact::Evaluated {
+            filter,
+            in_flight,
+            matching,
+            evaluation_errors,
+        } => {
+            let errors = if *evaluation_errors > 0 {
+                format!(" ({evaluation_errors} could not be evaluated and would not be excluded)")
+            } else {
+                String::new()
+            };
+            format!(
+                "{filter:?} matches {matching} of {in_flight} in-flight profiles now: they will be excluded at their next action{errors}"
+            )
+        }
+        FilterImpact::NotEvaluated { filter, reason } => {
+            format!("{filter:?}: not counted ({reason})")
+        }
     }
 }
 
@@ -75,6 +99,9 @@ pub fn text(plan: &Plan) -> String {
                 },
             );
         }
+        if let Some(f) = c.live.as_ref().and_then(|l| l.global_filter.as_ref()) {
+            let _ = writeln!(out, "  filter:     {}", filter_impact(f));
+        }
         for r in &c.rejections {
             let _ = writeln!(out, "  rejected by the apiserver: {r}");
         }
@@ -111,10 +138,27 @@ pub fn markdown(plan: &Plan) -> String {
         );
     }
     for c in &plan.changes {
-        if c.rejections.is_empty() && c.problems.is_empty() && c.warnings.is_empty() {
+        if c.rejections.is_empty()
+            && c.problems.is_empty()
+            && c.warnings.is_empty()
+            && c.live.is_none()
+        {
             continue;
         }
         let _ = writeln!(out, "\n**`{}`**", c.key);
+        if let Some(live) = &c.live {
+            let _ = writeln!(
+                out,
+                "- 📊 live: {} profiles inside ({}); {} will be held, {} discarded at their next action",
+                live.inside,
+                live.phase.as_deref().unwrap_or("no status"),
+                live.will_be_held,
+                live.will_be_discarded
+            );
+            if let Some(f) = &live.global_filter {
+                let _ = writeln!(out, "- 🔎 global filter {}", filter_impact(f));
+            }
+        }
         for r in &c.rejections {
             let _ = writeln!(out, "- ❌ rejected by the apiserver: {r}");
         }

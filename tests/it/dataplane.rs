@@ -22,6 +22,7 @@ const JOURNEY: &str = "shop/add-to-cart";
 /// A running data plane over a fresh engine.
 struct Plane {
     engine: Engine<SqliteStore>,
+    clock: VirtualClock,
     _dir: tempfile::TempDir,
     base: String,
     http: reqwest::Client,
@@ -39,7 +40,8 @@ impl Plane {
         let dir = tempfile::tempdir().expect("tempdir");
         let clock = VirtualClock::at_default_epoch();
         let store = SqliteStore::open(dir.path().join("engine.db")).expect("open store");
-        let engine = Engine::new(store, Arc::new(clock), EngineConfig::default()).expect("engine");
+        let engine =
+            Engine::new(store, Arc::new(clock.clone()), EngineConfig::default()).expect("engine");
         let token_file = dir.path().join("token");
         std::fs::write(&token_file, format!("{TOKEN}\n")).expect("write token");
         let mut config = DataPlaneConfig::new("127.0.0.1:0".parse().expect("addr"), token_file);
@@ -56,6 +58,7 @@ impl Plane {
         }));
         Self {
             engine,
+            clock,
             _dir: dir,
             base,
             http: journey_operator::tls::http_client_builder()
@@ -666,6 +669,112 @@ async fn run_history_of_a_journey() {
     p.shutdown().await;
 }
 
+/// `plan --cluster`'s question, answered by the engine: how many in-flight profiles a new
+/// global filter would exclude. Terminal enrollments do not count, held ones do, a missing
+/// attribute is an evaluation error (not a match), and asking changes nothing.
+#[tokio::test]
+async fn a_candidate_global_filter_is_counted_over_in_flight_profiles_and_changes_nothing() {
+    let p = Plane::start().await;
+    let wait_then_send = json!({
+        "state": "Published",
+        "entry": {"event": {"name": "AddToCart"}},
+        "steps": [
+            {"id": "wait", "wait": {"duration": "1h"}},
+            {"id": "send", "action": {"channel": "record", "message": {}}}
+        ]
+    });
+    p.publish(JOURNEY, wait_then_send).await;
+    let countries = [
+        ("fr-1", json!({"country": "FR"})),
+        ("fr-2", json!({"country": "FR"})),
+        ("de-1", json!({"country": "DE"})),
+        ("unknown", json!({})),
+    ];
+    for (id, attrs) in &countries {
+        let (s, b) = p
+            .put(&format!("/v1/profiles/{id}"), json!({"attributes": attrs}))
+            .await;
+        assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+        assert_eq!(
+            p.post("/v1/events", event(id)).await.0,
+            StatusCode::ACCEPTED
+        );
+    }
+    p.run_engine().await;
+    let path = "/v1/journeys/shop/add-to-cart/filter-matches";
+    let (s, b) = p
+        .post(path, json!({"filter": "profile.country == 'FR'"}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(
+        b,
+        json!({"inFlight": 4, "matching": 2, "evaluationErrors": 1})
+    );
+    let (s, b) = p
+        .post(
+            path,
+            json!({"filter": "has(profile.country) && profile.country != 'DE'"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(
+        b,
+        json!({"inFlight": 4, "matching": 2, "evaluationErrors": 0})
+    );
+
+    // Asking excluded or sent nothing.
+    let enrollments = |e: &Engine<SqliteStore>| {
+        e.enrollments_blocking(JOURNEY)
+            .expect("enrollments")
+            .into_iter()
+            .map(|v| format!("{v:?}"))
+            .collect::<Vec<_>>()
+    };
+    let before = enrollments(&p.engine);
+    p.post(path, json!({"filter": "true"})).await;
+    assert_eq!(enrollments(&p.engine), before, "asking changed enrollments");
+    assert_eq!(p.all_deliveries().await, 0);
+
+    // Only in-flight profiles count: once they went through the action they are completed.
+    p.clock.advance(std::time::Duration::from_secs(2 * 3600));
+    assert_eq!(p.all_deliveries().await, 4);
+    let (s, b) = p.post(path, json!({"filter": "true"})).await;
+    assert_eq!(
+        (s, b),
+        (
+            StatusCode::OK,
+            json!({"inFlight": 0, "matching": 0, "evaluationErrors": 0})
+        )
+    );
+
+    // Bad input: 400 naming the field, CEL that does not compile, 404 for an unknown journey.
+    let (s, b) = p.post(path, json!({})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_error(&b, Some("filter"));
+    let (s, b) = p.post(path, json!({"filter": "profile.("})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert!(
+        b["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("profile.("),
+        "{b}"
+    );
+    let (s, b) = p.post(path, json!({"filter": "event.total > 1"})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    let (s, b) = p.post(path, json!({"filter": "true", "extra": 1})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_error(&b, Some("extra"));
+    let (s, b) = p
+        .post(
+            "/v1/journeys/shop/unknown/filter-matches",
+            json!({"filter": "true"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{b}");
+    p.shutdown().await;
+}
+
 /// Concrete request paths for the route templates.
 fn concrete(path: &str) -> String {
     path.replace("{profileId}", "someone")
@@ -702,6 +811,9 @@ async fn the_openapi_document_lists_every_served_route() {
                 "/v1/events" => event("x").to_string(),
                 "/v1/events/batch" => json!({"events": [event("x")]}).to_string(),
                 "/v1/profiles/{profileId}" => json!({"attributes": {}}).to_string(),
+                "/v1/journeys/{namespace}/{name}/filter-matches" => {
+                    json!({"filter": "true"}).to_string()
+                }
                 _ => String::new(),
             };
             let (s, b) = p

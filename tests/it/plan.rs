@@ -192,10 +192,13 @@ async fn plan_verdicts_equal_the_apiservers_dry_run() {
     assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
 }
 
-/// `plan --cluster` reads live impact from the Journey status the controller writes.
+/// `plan --cluster` reads live impact from the Journey status the controller writes, and with
+/// `--data-plane` asks the operator's engine how many in-flight profiles a new global filter
+/// matches.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn plan_with_cluster_reports_who_a_pause_will_hold() {
+async fn plan_with_cluster_reports_who_a_pause_will_hold_and_a_filter_will_exclude() {
     use journey_operator::api::Phase;
+    use journey_operator::dataplane::{DataPlaneConfig, DataPlaneServer};
     use journey_operator::engine::DataPlane;
 
     use crate::controller_support::{apply, in_phase, setup, wait_for};
@@ -211,6 +214,12 @@ async fn plan_with_cluster_reports_who_a_pause_will_hold() {
     )
     .await;
     for i in 0..5 {
+        let country = if i < 2 { "FR" } else { "DE" };
+        controller
+            .engine
+            .upsert_profile(&format!("p{i}"), json!({ "country": country }))
+            .await
+            .expect("profile");
         controller
             .engine
             .ingest_event(&format!("p{i}"), "AddToCart", json!({}))
@@ -231,11 +240,28 @@ async fn plan_with_cluster_reports_who_a_pause_will_hold() {
     )
     .await;
 
+    // The operator's data plane over the controller's engine, as `journey-operator run` serves it.
     let dir = tempfile::tempdir().expect("tempdir");
-    let write = |sub: &str, state: &str| {
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "plan-token\n").expect("token");
+    let (_serving, serving) = tokio::sync::watch::channel(true);
+    let server = DataPlaneServer::bind(
+        &DataPlaneConfig::new("127.0.0.1:0".parse().expect("addr"), &token_file),
+        std::sync::Arc::new(controller.engine.clone()),
+        serving,
+    )
+    .await
+    .expect("data plane");
+    let data_plane = format!("http://{}", server.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(server.serve(async move {
+        let _ = stopped.await;
+    }));
+
+    let write = |sub: &str, spec: Value| {
         let path = dir.path().join(sub);
         std::fs::create_dir_all(&path).expect("dir");
-        let mut object: Value = serde_yaml::from_str(&manifest("cart", spec(state))).expect("yaml");
+        let mut object: Value = serde_yaml::from_str(&manifest("cart", spec)).expect("yaml");
         object["metadata"]["namespace"] = json!(ns);
         std::fs::write(
             path.join("cart.yaml"),
@@ -244,21 +270,39 @@ async fn plan_with_cluster_reports_who_a_pause_will_hold() {
         .expect("write");
         path
     };
-    let (base, head) = (write("base", "Published"), write("head", "Paused"));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_journey-operator"))
-        .args(["plan", "--cluster", "--base"])
-        .arg(&base)
-        .arg("--head")
-        .arg(&head)
-        .env("KUBECONFIG", support::kubeconfig())
-        .output()
-        .expect("plan");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
+    let paused_with_filter = edit(spec("Paused"), |s| {
+        s["globalFilter"] = json!("profile.country == 'FR'");
+    });
+    let (base, head) = (
+        write("base", spec("Published")),
+        write("head", paused_with_filter),
     );
+    let plan = |extra: &[&str]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_journey-operator"));
+        command
+            .args(["plan", "--cluster", "--base"])
+            .arg(&base)
+            .arg("--head")
+            .arg(&head)
+            .args(extra)
+            .env("KUBECONFIG", support::kubeconfig())
+            .env_remove("JOURNEY_DATA_PLANE_TOKEN_FILE");
+        let out = command.output().expect("plan");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let with_data_plane = [
+        "--data-plane",
+        data_plane.as_str(),
+        "--data-plane-token-file",
+        token_file.to_str().expect("utf-8 path"),
+    ];
+    let text = tokio::task::block_in_place(|| plan(&with_data_plane));
     assert!(
         text.contains("Published → Paused (Hold, entries Discard)"),
         "{text}"
@@ -267,5 +311,32 @@ async fn plan_with_cluster_reports_who_a_pause_will_hold() {
         text.contains("5 profiles inside (Live); 5 will be held at their next action"),
         "{text}"
     );
+    assert!(
+        text.contains("matches 2 of 5 in-flight profiles now"),
+        "{text}"
+    );
+    let json_out = tokio::task::block_in_place(|| {
+        let mut args = with_data_plane.to_vec();
+        args.extend(["--format", "json"]);
+        plan(&args)
+    });
+    let parsed: Value = serde_json::from_str(&json_out).expect("json plan");
+    assert_eq!(
+        parsed["changes"][0]["live"]["globalFilter"],
+        json!({"result": "evaluated", "filter": "profile.country == 'FR'",
+               "inFlight": 5, "matching": 2, "evaluationErrors": 0}),
+        "{json_out}"
+    );
+
+    // Without the data plane the plan says what it could not count, and why.
+    let text = tokio::task::block_in_place(|| plan(&[]));
+    assert!(text.contains("not counted (pass --data-plane"), "{text}");
+    // A wrong token is reported for that journey, not as a failed plan.
+    std::fs::write(&token_file, "wrong\n").expect("token");
+    let text = tokio::task::block_in_place(|| plan(&with_data_plane));
+    assert!(text.contains("the data plane answered 401"), "{text}");
+
+    let _ = stop.send(());
+    let _ = served.await;
     controller.stop().await;
 }
