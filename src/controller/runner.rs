@@ -103,6 +103,29 @@ pub(crate) fn strip_for_cache(journey: &mut Journey) {
         .remove("kubectl.kubernetes.io/last-applied-configuration");
 }
 
+/// What a reconcile acts on besides the engine: the spec (`generation`), deletion, finalizers
+/// and the `journey.dev/` request annotations. Watch events that change none of them — above
+/// all the echo of the controller's own status writes — do not start a reconcile; the
+/// periodic resync still re-checks the status of every journey.
+pub(crate) fn reconcile_inputs(journey: &Journey) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    journey.metadata.generation.hash(&mut hasher);
+    journey
+        .metadata
+        .deletion_timestamp
+        .as_ref()
+        .map(|t| t.0.as_millisecond())
+        .hash(&mut hasher);
+    journey.metadata.finalizers.hash(&mut hasher);
+    journey
+        .annotations()
+        .iter()
+        .filter(|(k, _)| k.starts_with("journey.dev/"))
+        .for_each(|kv| kv.hash(&mut hasher));
+    Some(hasher.finish())
+}
+
 /// Engine change notifications as reconcile triggers for the journeys they name.
 fn engine_triggers(
     engine: &dyn JourneyEngine,
@@ -299,7 +322,8 @@ pub async fn run_controller(
         .default_backoff()
         .modify(strip_for_cache)
         .reflect(writer)
-        .applied_objects();
+        .applied_objects()
+        .predicate_filter(reconcile_inputs, Default::default());
     info!(
         namespace = config.namespace.as_deref().unwrap_or("<all>"),
         "controller starting"
@@ -320,6 +344,54 @@ pub async fn run_controller(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_echoes_do_not_count_as_reconcile_inputs() {
+        let base: Journey = serde_json::from_value(serde_json::json!({
+            "apiVersion": "journey.dev/v1alpha1", "kind": "Journey",
+            "metadata": {"name": "j", "namespace": "ns", "generation": 1,
+                         "annotations": {"argocd.argoproj.io/tracking-id": "a"}},
+            "spec": {"entry": {"event": {"name": "E"}}, "steps": [{"id": "a", "exit": {}}]}
+        }))
+        .expect("journey");
+        let inputs = |f: &dyn Fn(&mut Journey)| {
+            let mut j = base.clone();
+            f(&mut j);
+            reconcile_inputs(&j)
+        };
+        let same = inputs(&|_| {});
+        assert_eq!(inputs(&|j| j.status = Some(Default::default())), same);
+        assert_eq!(
+            inputs(&|j| {
+                j.annotations_mut()
+                    .insert("argocd.argoproj.io/tracking-id".into(), "b".into());
+            }),
+            same
+        );
+        assert_ne!(inputs(&|j| j.metadata.generation = Some(2)), same);
+        assert_ne!(
+            inputs(&|j| j.finalizers_mut().push("journey.dev/engine".into())),
+            same
+        );
+        assert_ne!(
+            inputs(&|j| {
+                j.annotations_mut().insert(
+                    crate::api::annotations::RESTART_REQUESTED_AT.into(),
+                    "t".into(),
+                );
+            }),
+            same
+        );
+        assert_ne!(
+            inputs(&|j| {
+                j.metadata.deletion_timestamp =
+                    Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                        k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+                    ));
+            }),
+            same
+        );
+    }
 
     #[test]
     fn the_watch_cache_keeps_neither_managed_fields_nor_last_applied() {
