@@ -94,6 +94,10 @@ pub struct RunArgs {
     /// Directory of the embedded engine's SQLite database.
     #[arg(long, env = "JOURNEY_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
+    /// The embedded engine's SQLite page cache per connection (it has two), in MiB. Raise it
+    /// for engines that hold millions of profiles; the default keeps the controller small.
+    #[arg(long, env = "JOURNEY_ENGINE_CACHE_MIB", default_value_t = 8)]
+    pub engine_cache_mib: u32,
     /// Watch only this namespace (default: all namespaces).
     #[arg(long, env = "JOURNEY_NAMESPACE")]
     pub namespace: Option<String>,
@@ -169,6 +173,18 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
+/// glibc gives every thread that allocates concurrently its own malloc arena (up to eight per
+/// core) and keeps freed memory in it. With 2,000 journeys heaptrack measured a 31 MB heap peak
+/// while the controller's anonymous RSS was 65 MB; two arenas keep RSS close to the heap.
+/// Must run before any thread starts.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; called before other threads exist.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 fn run_controller(args: RunArgs) -> anyhow::Result<()> {
     init_tracing(args.log_format);
     let destinations: DestinationConfig = match &args.destinations {
@@ -189,6 +205,7 @@ fn run_controller(args: RunArgs) -> anyhow::Result<()> {
     known.insert(journey_operator::engine::destinations::RECORD.to_string());
     let config = RunConfig {
         data_dir: args.data_dir,
+        engine_cache_mib: args.engine_cache_mib,
         namespace: args.namespace,
         controller: ControllerConfig {
             resync: args.resync,
@@ -215,7 +232,13 @@ fn run_controller(args: RunArgs) -> anyhow::Result<()> {
         }),
         destinations,
     };
-    let runtime = tokio::runtime::Runtime::new()?;
+    limit_malloc_arenas();
+    // The engine's SQLite store has one writer and one reader connection, so more blocking
+    // threads than this only wait on its locks while each keeps a stack and a malloc arena.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(8)
+        .build()?;
     runtime.block_on(journey_operator::controller::runner::run(config))?;
     Ok(())
 }

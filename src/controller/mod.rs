@@ -1,5 +1,6 @@
 //! The controller: a thin loop around the pure planner.
 
+pub mod events;
 pub mod lazy_engine;
 pub mod metrics;
 pub mod ops;

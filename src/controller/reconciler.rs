@@ -8,12 +8,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
+use super::events::EventRecorder;
 use super::planner::{self, Block, Command, EngineView, Observed, StatusInput, Tokens};
 use super::reasons as r;
 use super::translate;
@@ -39,7 +40,7 @@ pub struct ControllerConfig {
 pub struct Context {
     pub client: Client,
     pub engine: Arc<dyn JourneyEngine>,
-    pub recorder: Recorder,
+    pub recorder: EventRecorder,
     pub config: ControllerConfig,
     pub metrics: Arc<super::metrics::Metrics>,
     counts_written: Mutex<HashMap<String, Instant>>,
@@ -50,7 +51,7 @@ impl Context {
     pub fn new(
         client: Client,
         engine: Arc<dyn JourneyEngine>,
-        recorder: Recorder,
+        recorder: EventRecorder,
         config: ControllerConfig,
         metrics: Arc<super::metrics::Metrics>,
     ) -> Self {

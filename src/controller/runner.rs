@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
 use kube::{Api, Client, ResourceExt};
@@ -17,18 +16,22 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use super::events::{EventRecorder, Reporter};
 use super::lazy_engine::LazyDataPlane;
 use super::reconciler::{self, Context, ControllerConfig};
 use super::webhooks::{HttpTransport, spawn_sender};
 use crate::api::journey::Journey;
 use crate::dataplane::{DataPlaneConfig, DataPlaneError, DataPlaneServer};
 use crate::engine::DestinationConfig;
+use crate::engine::store::sqlite::SqliteOptions;
 use crate::engine::{Engine, EngineConfig, EngineError, JourneyEngine, SqliteStore, SystemClock};
 
 #[derive(Debug, Clone)]
 pub struct RunConfig {
     /// The embedded engine's SQLite file lives here.
     pub data_dir: PathBuf,
+    /// The embedded engine's SQLite page cache per connection (two connections), in MiB.
+    pub engine_cache_mib: u32,
     /// Watch only this namespace.
     pub namespace: Option<String>,
     pub controller: ControllerConfig,
@@ -95,12 +98,16 @@ pub enum RunError {
 /// exponentially (hack/bench-controller.sh measured under 1 journey/s that way on 2 cores).
 const MAX_CONCURRENT_RECONCILES: u16 = 16;
 
-/// Removes what the controller never reads before objects enter the watch cache.
+/// Removes what the controller never reads before objects enter the watch cache: managed
+/// fields, labels, owner references and every annotation but its own `journey.dev/` requests
+/// (GitOps tools add several per object: last-applied, tracking ids, sync options).
 pub(crate) fn strip_for_cache(journey: &mut Journey) {
     journey.managed_fields_mut().clear();
+    journey.metadata.labels = None;
+    journey.metadata.owner_references = None;
     journey
         .annotations_mut()
-        .remove("kubectl.kubernetes.io/last-applied-configuration");
+        .retain(|k, _| k.starts_with("journey.dev/"));
 }
 
 /// What a reconcile acts on besides the engine: the spec (`generation`), deletion, finalizers
@@ -241,7 +248,14 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         dir: config.data_dir.display().to_string(),
         source,
     };
-    let store = SqliteStore::open(&db).map_err(engine_error)?;
+    let store = SqliteStore::open_with(
+        &db,
+        SqliteOptions {
+            cache_mib: Some(config.engine_cache_mib),
+            ..SqliteOptions::default()
+        },
+    )
+    .map_err(engine_error)?;
     let engine_config = EngineConfig {
         destinations: config.destinations.clone(),
         ..EngineConfig::default()
@@ -303,11 +317,14 @@ pub async fn run_controller(
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    let recorder = Recorder::new(
+    let recorder = EventRecorder::new(
         client.clone(),
         Reporter {
             controller: "journey-operator".into(),
-            instance: config.instance.clone(),
+            instance: config
+                .instance
+                .clone()
+                .unwrap_or_else(|| "journey-operator".into()),
         },
     );
     let ctx = Arc::new(Context::new(
@@ -399,7 +416,9 @@ mod tests {
             "apiVersion": "journey.dev/v1alpha1", "kind": "Journey",
             "metadata": {
                 "name": "j", "namespace": "ns",
+                "labels": {"app.kubernetes.io/instance": "journeys"},
                 "annotations": {
+                    "argocd.argoproj.io/tracking-id": "journeys:journey.dev/Journey:ns/j",
                     "kubectl.kubernetes.io/last-applied-configuration": "{\"big\": true}",
                     "journey.dev/run-requested-at": "t1"
                 },
@@ -410,6 +429,7 @@ mod tests {
         .expect("journey");
         strip_for_cache(&mut journey);
         assert!(journey.managed_fields().is_empty());
+        assert!(journey.labels().is_empty());
         let annotations = journey.annotations();
         assert!(!annotations.contains_key("kubectl.kubernetes.io/last-applied-configuration"));
         assert_eq!(

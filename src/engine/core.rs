@@ -1333,13 +1333,7 @@ impl<S: Store> Engine<S> {
     /// inside each). Restart-safe: all state is in the store.
     pub fn tick(&self) -> Result<TickReport> {
         let mut report = TickReport::default();
-        let ids: Vec<(i64, String)> = self.inner.store.read(|tx| {
-            Ok(tx
-                .list_journeys()?
-                .into_iter()
-                .map(|r| (r.id, r.key))
-                .collect())
-        })?;
+        let ids = self.inner.store.read(|tx| tx.list_journey_keys())?;
         if let Ok(mut w) = self.inner.wakes.lock()
             && w.quiet_until.len() > ids.len()
         {

@@ -75,6 +75,7 @@ impl TestController {
 
         let config = RunConfig {
             data_dir: dir.path().to_path_buf(),
+            engine_cache_mib: 8,
             namespace: Some(namespace.to_string()),
             controller: ControllerConfig {
                 resync: options.resync,

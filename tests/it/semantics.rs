@@ -470,5 +470,38 @@ async fn a_restart_token_on_a_draft_is_echoed_with_a_warning() {
             .expect("status")
             .is_none()
     );
+
+    // The same warning again is the same event, patched into a series (events.k8s.io).
+    annotate(&ns, "j", "journey.dev/restart-requested-at", "r2");
+    wait_for(
+        &api,
+        "j",
+        "second token echoed",
+        WAIT,
+        |j: Option<&Journey>| {
+            j.and_then(|j| j.status.as_ref())
+                .is_some_and(|s| s.last_handled_restart_request.as_deref() == Some("r2"))
+        },
+    )
+    .await;
+    let series = kubectl(
+        &[
+            "get",
+            "events.events.k8s.io",
+            "-n",
+            &ns,
+            "--field-selector",
+            "reason=RestartNotAllowed",
+            "-o",
+            "jsonpath={range .items[*]}{.series.count}/{.note};{end}",
+        ],
+        None,
+    );
+    let items: Vec<&str> = series.stdout.split(';').filter(|s| !s.is_empty()).collect();
+    assert_eq!(items.len(), 1, "one event, not two: {series:?}");
+    assert!(
+        items[0].starts_with("2/") && items[0].contains("\"r1\""),
+        "a series of 2 (the note of an event is immutable): {series:?}"
+    );
     controller.stop().await;
 }

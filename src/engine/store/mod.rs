@@ -201,6 +201,8 @@ pub trait StoreTx {
     fn journey_for_update(&mut self, key: &str) -> Result<Option<JourneyRow>>;
     fn journey_by_id(&mut self, id: i64) -> Result<Option<JourneyRow>>;
     fn list_journeys(&mut self) -> Result<Vec<JourneyRow>>;
+    /// Every journey's (id, key), without the runtime: what a scheduler tick iterates.
+    fn list_journey_keys(&mut self) -> Result<Vec<(i64, String)>>;
     fn insert_journey(&mut self, key: &str, runtime: &str) -> Result<i64>;
     fn save_runtime(&mut self, id: i64, runtime: &str) -> Result<()>;
     /// Removes a journey with its versions, enrollments, deliveries and runs.

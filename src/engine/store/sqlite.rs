@@ -25,7 +25,15 @@ use crate::engine::error::{EngineError, Result, SqlCtx, json_err};
 #[derive(Debug, Clone, Default)]
 pub struct SqliteOptions {
     pub synchronous_full: bool,
+    /// Page cache per connection (there are two: the writer and the reader), in MiB;
+    /// `None` = [`DEFAULT_CACHE_MIB`].
+    pub cache_mib: Option<u32>,
 }
+
+/// The page cache per connection when not configured: sized for engines holding millions of
+/// profiles (the engine benchmarks). An embedded engine next to a controller with a memory
+/// budget sets less (`journey-operator run --engine-cache-mib`).
+pub const DEFAULT_CACHE_MIB: u32 = 256;
 
 pub struct SqliteStore {
     writer: Mutex<Connection>,
@@ -48,8 +56,9 @@ fn open_conn(path: &Path, opts: &SqliteOptions) -> Result<Connection> {
     } else {
         "NORMAL"
     };
+    let cache_kib = i64::from(opts.cache_mib.unwrap_or(DEFAULT_CACHE_MIB)) * 1024;
     conn.execute_batch(&format!(
-        "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; PRAGMA foreign_keys=OFF; PRAGMA cache_size=-262144; PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=16384;"
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; PRAGMA foreign_keys=OFF; PRAGMA cache_size=-{cache_kib}; PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=16384;"
     ))
     .ctx("set pragmas")?;
     Ok(conn)
@@ -258,6 +267,18 @@ impl StoreTx for SqliteTx<'_> {
             })
             .optional()
             .ctx("read journey")
+    }
+
+    fn list_journey_keys(&mut self) -> Result<Vec<(i64, String)>> {
+        let mut st = self
+            .tx
+            .prepare_cached("SELECT id, key FROM journeys ORDER BY id")
+            .ctx("prepare journey keys")?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .ctx("list journey keys")?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .ctx("list journey keys")
     }
 
     fn list_journeys(&mut self) -> Result<Vec<JourneyRow>> {
