@@ -19,6 +19,7 @@ use super::store::{
     Delivery, DeliveryFilter, DeliveryStatus, Enrollment, EnrollmentState as ES, JourneyRow,
     RunRecord, Store, StoreTx, step_key,
 };
+use super::wakes::{MAX_QUIET_MS, Wakes};
 
 /// Engine-wide configuration.
 #[derive(Debug, Clone)]
@@ -105,20 +106,6 @@ pub(crate) struct Inner<S: Store> {
     /// one write transaction per journey.
     wakes: Mutex<Wakes>,
 }
-
-/// The scheduler's per-journey wake bookkeeping (in memory; a restart visits every journey).
-#[derive(Default)]
-struct Wakes {
-    /// Journey key → the time before which it has no time-based work (next due enrollment,
-    /// deadline, schedule start/end, pause expiry, audience read), capped at [`MAX_QUIET_MS`].
-    quiet_until: HashMap<String, Millis>,
-    /// Journeys touched (`notify`) since the scheduler last looked at them.
-    touched: std::collections::HashSet<String>,
-}
-
-/// The longest the scheduler leaves a journey unvisited without being told about a change:
-/// a safety net, so a wake-up missed by the bookkeeping costs at most this delay.
-const MAX_QUIET_MS: Millis = 60_000;
 
 /// The journey engine. Cheap to clone (shared state).
 ///
@@ -284,35 +271,37 @@ impl<S: Store> Engine<S> {
     }
 
     fn notify(&self, key: &str) {
-        if let Ok(mut w) = self.inner.wakes.lock() {
-            w.quiet_until.remove(key);
-            w.touched.insert(key.to_string());
-        }
+        self.wakes().touch(key);
         let _ = self.inner.changes.send(key.to_string());
         self.inner.wake.notify_one();
     }
 
-    /// Whether the scheduler can skip the journey at `now` (quiet and untouched); otherwise
-    /// starts a visit: the journey is no longer "touched" from here on.
-    fn begin_visit(&self, key: &str, now: Millis) -> bool {
-        let Ok(mut w) = self.inner.wakes.lock() else {
-            return true;
-        };
-        if !w.touched.contains(key) && w.quiet_until.get(key).is_some_and(|t| *t > now) {
-            return false;
-        }
-        w.touched.remove(key);
-        w.quiet_until.remove(key);
-        true
+    fn wakes(&self) -> std::sync::MutexGuard<'_, Wakes> {
+        self.inner
+            .wakes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// After an idle visit: skip the journey until `until`, unless it was touched meanwhile.
-    fn end_visit_quiet(&self, key: &str, until: Millis) {
-        if let Ok(mut w) = self.inner.wakes.lock()
-            && !w.touched.contains(key)
-        {
-            w.quiet_until.insert(key.to_string(), until);
+    /// The journeys this tick visits: all of them at the first tick, then the touched ones
+    /// and those whose time-based work is due.
+    fn visits(&self, now: Millis) -> Result<Vec<(i64, std::sync::Arc<str>)>> {
+        let due = self.wakes().due(now);
+        let Some(due) = due else {
+            let all = self.inner.store.read(|tx| tx.list_journey_keys())?;
+            return Ok(self.wakes().listed(&all));
+        };
+        let mut visits = due.known;
+        for key in due.unknown {
+            match self.inner.store.read(|tx| tx.journey_for_update(&key))? {
+                Some(row) => {
+                    self.wakes().learn(&key, row.id);
+                    visits.push((row.id, key));
+                }
+                None => self.wakes().forget(&key),
+            }
         }
+        Ok(visits)
     }
 
     fn def(&self, tx: &mut dyn StoreTx, jid: i64, version: i64) -> Result<Arc<CompiledDefinition>> {
@@ -928,6 +917,7 @@ impl<S: Store> Engine<S> {
                 None => Ok(false),
             })?;
         self.notify(key);
+        self.wakes().forget(key);
         Ok(found)
     }
 
@@ -1333,19 +1323,8 @@ impl<S: Store> Engine<S> {
     /// inside each). Restart-safe: all state is in the store.
     pub fn tick(&self) -> Result<TickReport> {
         let mut report = TickReport::default();
-        let ids = self.inner.store.read(|tx| tx.list_journey_keys())?;
-        if let Ok(mut w) = self.inner.wakes.lock()
-            && w.quiet_until.len() > ids.len()
-        {
-            // Forget deleted journeys.
-            let live: std::collections::HashSet<&str> =
-                ids.iter().map(|(_, k)| k.as_str()).collect();
-            w.quiet_until.retain(|k, _| live.contains(k.as_str()));
-        }
-        for (jid, key) in ids {
-            if !self.begin_visit(&key, self.now()) {
-                continue;
-            }
+        for (jid, key) in self.visits(self.now())? {
+            self.wakes().begin(&key);
             let mut r = TickReport::default();
             let mut changed = false;
             let mut wake_at;
@@ -1370,7 +1349,7 @@ impl<S: Store> Engine<S> {
             if changed || !r.is_idle() {
                 self.notify(&key);
             } else {
-                self.end_visit_quiet(&key, wake_at);
+                self.wakes().quiet(&key, wake_at);
             }
             report.add(r);
         }

@@ -23,6 +23,7 @@ pub mod expr;
 pub mod lifecycle;
 pub mod schedule;
 pub mod store;
+mod wakes;
 pub mod webhook;
 
 pub use api::{BoxFuture, DataPlane, JourneyEngine};
