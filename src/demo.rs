@@ -24,12 +24,8 @@ pub struct DemoConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
-    #[error("reading the token file {path}: {source}")]
-    Token {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("{0}")]
+    Token(#[from] crate::dataplane::DataPlaneError),
     #[error("talking to Kubernetes: {0}")]
     Kube(#[from] kube::Error),
     #[error("talking to the data plane: {0}")]
@@ -112,11 +108,7 @@ fn simulated_batch(rng: &mut Lcg, n: usize) -> (Vec<(String, Value)>, Vec<Value>
 }
 
 pub async fn run(config: DemoConfig) -> Result<(), DemoError> {
-    let token = std::fs::read_to_string(&config.token_file).map_err(|source| DemoError::Token {
-        path: config.token_file.display().to_string(),
-        source,
-    })?;
-    let token = token.trim().to_string();
+    let token = crate::dataplane::read_token_file(&config.token_file)?;
     let http = crate::tls::http_client_builder()
         .timeout(Duration::from_secs(10))
         .build()?;

@@ -12,6 +12,26 @@ use sha2::{Digest, Sha256};
 use super::error::{ApiError, DataPlaneError};
 use super::routes::AppState;
 
+/// Reads a bearer token file (a mounted Secret key): the trimmed text, with a clear error when
+/// the file is missing, unreadable, not text or empty. The server and the clients (the demo,
+/// `plan --data-plane`) read the same file format through this.
+pub fn read_token_file(path: &Path) -> Result<String, DataPlaneError> {
+    let bytes = std::fs::read(path).map_err(|source| DataPlaneError::TokenFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let text = String::from_utf8(bytes).map_err(|_| DataPlaneError::TokenFileNotText {
+        path: path.to_path_buf(),
+    })?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(DataPlaneError::TokenFileEmpty {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(token.to_string())
+}
+
 /// The bearer token clients must present. Only its SHA-256 digest is kept.
 #[derive(Clone)]
 pub struct BearerToken {
@@ -40,16 +60,9 @@ impl BearerToken {
     /// Reads the token from a file (e.g. a Secret mounted into the pod), with a clear error
     /// when the file is missing, unreadable, not text or empty.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, DataPlaneError> {
-        let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| DataPlaneError::TokenFile {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let text = String::from_utf8(bytes).map_err(|_| DataPlaneError::TokenFileNotText {
-            path: path.to_path_buf(),
-        })?;
+        let text = read_token_file(path.as_ref())?;
         Self::new(&text).ok_or_else(|| DataPlaneError::TokenFileEmpty {
-            path: path.to_path_buf(),
+            path: path.as_ref().to_path_buf(),
         })
     }
 

@@ -60,7 +60,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use auth::BearerToken;
+pub use auth::{BearerToken, read_token_file};
 pub use config::{
     DEFAULT_DELIVERIES_LIMIT, DEFAULT_LISTEN, DEFAULT_MAX_BATCH_EVENTS, DEFAULT_MAX_BODY_BYTES,
     DEFAULT_RUNS_LIMIT, DataPlaneConfig, Limits, MAX_DELIVERIES_LIMIT, MAX_FILTER_BYTES,

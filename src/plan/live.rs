@@ -61,13 +61,8 @@ pub struct DataPlaneAccess {
 pub enum LiveError {
     #[error("reading Journeys from the cluster: {0}")]
     Kube(#[from] kube::Error),
-    #[error("reading the data-plane token file {path}: {source}")]
-    Token {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("the data-plane token file {0} is empty")]
-    EmptyToken(PathBuf),
+    #[error("{0}")]
+    Token(#[from] crate::dataplane::DataPlaneError),
     #[error("building the HTTP client: {0}")]
     Http(#[from] reqwest::Error),
 }
@@ -81,16 +76,7 @@ struct FilterProbe {
 
 impl FilterProbe {
     fn new(access: &DataPlaneAccess) -> Result<Self, LiveError> {
-        let token = std::fs::read_to_string(&access.token_file)
-            .map_err(|source| LiveError::Token {
-                path: access.token_file.clone(),
-                source,
-            })?
-            .trim()
-            .to_string();
-        if token.is_empty() {
-            return Err(LiveError::EmptyToken(access.token_file.clone()));
-        }
+        let token = crate::dataplane::read_token_file(&access.token_file)?;
         let http = crate::tls::http_client_builder()
             .timeout(std::time::Duration::from_secs(120))
             .build()?;

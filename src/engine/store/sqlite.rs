@@ -197,6 +197,18 @@ impl SqliteTx<'_> {
 
 const ENR_COLS: &str = "id, journey_id, epoch, version, profile_seq, entry_no, step, state, due_at, wait_event, deadline_at, entered_at, updated_at, reason";
 
+/// [`ENR_COLS`] qualified with the alias `e`, for queries that join enrollments.
+fn enr_cols_aliased() -> &'static str {
+    static COLS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    COLS.get_or_init(|| {
+        ENR_COLS
+            .split(", ")
+            .map(|c| format!("e.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    })
+}
+
 fn enr_from_row(r: &Row<'_>) -> rusqlite::Result<Enrollment> {
     let state: i64 = r.get(7)?;
     Ok(Enrollment {
@@ -551,11 +563,7 @@ impl StoreTx for SqliteTx<'_> {
         active_only: bool,
         limit: i64,
     ) -> Result<Vec<(Enrollment, String)>> {
-        let cols = ENR_COLS
-            .split(", ")
-            .map(|c| format!("e.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let cols = enr_cols_aliased();
         let state = if active_only { " AND e.state = 0" } else { "" };
         let sql = format!(
             "SELECT {cols}, COALESCE(p.attrs, 'null') FROM enrollments e INDEXED BY enr_due \
@@ -664,11 +672,7 @@ impl StoreTx for SqliteTx<'_> {
     fn list_enrollments(&mut self, journey_id: i64) -> Result<Vec<(Enrollment, String)>> {
         let sql = format!(
             "SELECT {}, p.id FROM enrollments e JOIN profiles p ON p.seq = e.profile_seq WHERE e.journey_id = ?1 ORDER BY e.id",
-            ENR_COLS
-                .split(", ")
-                .map(|c| format!("e.{c}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            enr_cols_aliased()
         );
         let mut st = self
             .tx
