@@ -11,6 +11,7 @@ use super::definition::{
     CEntry, CStepKind, CompiledDefinition, Definition, OnExpiry, PauseEntries, PauseMode,
     PauseWaits, compile,
 };
+use super::defs::{COMPILED_DEFINITIONS_KEPT, DefinitionCache};
 use super::destinations::DestinationConfig;
 use super::error::{EngineError, Result, json_err};
 use super::expr::{Expr, Vars};
@@ -89,7 +90,7 @@ pub(crate) struct Inner<S: Store> {
     pub(crate) store: S,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) config: EngineConfig,
-    defs: Mutex<HashMap<(i64, i64), Arc<CompiledDefinition>>>,
+    defs: Mutex<DefinitionCache>,
     filters: Mutex<HashMap<String, Arc<Expr>>>,
     pub(crate) changes: broadcast::Sender<String>,
     pub(crate) wake: Notify,
@@ -225,7 +226,7 @@ impl<S: Store> Engine<S> {
                 store,
                 clock,
                 config,
-                defs: Mutex::new(HashMap::new()),
+                defs: Mutex::new(DefinitionCache::new(COMPILED_DEFINITIONS_KEPT)),
                 filters: Mutex::new(HashMap::new()),
                 changes,
                 wake: Notify::new(),
@@ -305,10 +306,10 @@ impl<S: Store> Engine<S> {
     }
 
     fn def(&self, tx: &mut dyn StoreTx, jid: i64, version: i64) -> Result<Arc<CompiledDefinition>> {
-        if let Ok(m) = self.inner.defs.lock()
-            && let Some(d) = m.get(&(jid, version))
+        if let Ok(mut m) = self.inner.defs.lock()
+            && let Some(d) = m.get((jid, version))
         {
-            return Ok(d.clone());
+            return Ok(d);
         }
         let json = tx
             .version_definition(jid, version)?
@@ -322,6 +323,25 @@ impl<S: Store> Engine<S> {
             m.insert((jid, version), c.clone());
         }
         Ok(c)
+    }
+
+    /// Whether the journey's current version enters on event `name`, compiling that version
+    /// only when the cache has never seen it.
+    fn enters_on(&self, tx: &mut dyn StoreTx, jid: i64, rt: &Runtime, name: &str) -> Result<bool> {
+        let Some(version) = rt.version else {
+            return Ok(false);
+        };
+        let known = self
+            .inner
+            .defs
+            .lock()
+            .ok()
+            .and_then(|m| m.enters_on((jid, version), name));
+        match known {
+            Some(enters) => Ok(enters),
+            None => Ok(matches!(&self.def(tx, jid, version)?.entry,
+                CEntry::Event { name: en, .. } if en == name)),
+        }
     }
 
     fn cur_def(
@@ -910,7 +930,7 @@ impl<S: Store> Engine<S> {
                 Some(row) => {
                     tx.delete_journey(row.id)?;
                     if let Ok(mut m) = self.inner.defs.lock() {
-                        m.retain(|(j, _), _| *j != row.id);
+                        m.forget_journey(row.id);
                     }
                     Ok(true)
                 }
@@ -1192,7 +1212,8 @@ impl<S: Store> Engine<S> {
                     tx.update_enrollment(&e, old_state)?;
                     changed = true;
                 }
-                if let Some(def) = self.cur_def(tx, row.id, &rt)?
+                if self.enters_on(tx, row.id, &rt, name)?
+                    && let Some(def) = self.cur_def(tx, row.id, &rt)?
                     && let CEntry::Event {
                         name: en,
                         condition,

@@ -16,6 +16,7 @@ pub mod api;
 pub mod clock;
 pub mod core;
 pub mod definition;
+mod defs;
 pub mod destinations;
 pub mod duration;
 pub mod error;
