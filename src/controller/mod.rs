@@ -1,5 +1,6 @@
 //! The controller: a thin loop around the pure planner.
 
+pub mod cache;
 pub mod events;
 pub mod lazy_engine;
 pub mod metrics;
@@ -10,6 +11,7 @@ pub mod reconciler;
 pub mod runner;
 pub mod translate;
 pub mod webhooks;
+pub mod written;
 
 #[cfg(test)]
 mod planner_tests;

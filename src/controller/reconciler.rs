@@ -9,15 +9,16 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
-use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
+use super::cache::{CacheError, CachedJourney};
 use super::events::EventRecorder;
 use super::planner::{self, Block, Command, EngineView, Observed, StatusInput, Tokens};
 use super::reasons as r;
 use super::translate;
+use super::written::WrittenStatuses;
 use crate::api::annotations;
 use crate::api::journey::{DeletionPolicy, Journey};
 use crate::api::status::{JourneyStatus, Phase};
@@ -43,6 +44,8 @@ pub struct Context {
     pub recorder: EventRecorder,
     pub config: ControllerConfig,
     pub metrics: Arc<super::metrics::Metrics>,
+    /// Statuses written that the watch cache may not hold yet.
+    pub written: Arc<WrittenStatuses>,
     counts_written: Mutex<HashMap<String, Instant>>,
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -54,6 +57,7 @@ impl Context {
         recorder: EventRecorder,
         config: ControllerConfig,
         metrics: Arc<super::metrics::Metrics>,
+        written: Arc<WrittenStatuses>,
     ) -> Self {
         Context {
             client,
@@ -61,6 +65,7 @@ impl Context {
             recorder,
             config,
             metrics,
+            written,
             counts_written: Mutex::default(),
             failures: Mutex::default(),
         }
@@ -77,10 +82,12 @@ pub enum ReconcileError {
     },
     #[error("EngineUnavailable: {0}")]
     Engine(#[source] EngineError),
-    #[error("finalizer: {0}")]
+    #[error("FinalizerFailed: {0}")]
     Finalizer(String),
     #[error("the object has no namespace")]
     NoNamespace,
+    #[error("the watch cache: {0}")]
+    Cache(#[from] CacheError),
 }
 
 impl ReconcileError {
@@ -90,6 +97,7 @@ impl ReconcileError {
             ReconcileError::Kube { reason, .. } => reason,
             ReconcileError::Engine(_) => r::ENGINE_UNAVAILABLE,
             ReconcileError::Finalizer(_) | ReconcileError::NoNamespace => "FinalizerFailed",
+            ReconcileError::Cache(_) => "CacheUnreadable",
         }
     }
 }
@@ -131,35 +139,82 @@ fn tokens(journey: &Journey) -> Tokens {
     }
 }
 
-#[tracing::instrument(skip_all, fields(namespace = journey.namespace().unwrap_or_default(), name = journey.name_any()))]
-pub async fn reconcile(journey: Arc<Journey>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+#[tracing::instrument(skip_all, fields(namespace = cached.namespace().unwrap_or_default(), name = cached.name_any()))]
+pub async fn reconcile(
+    cached: Arc<CachedJourney>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
     let started = Instant::now();
+    let result = reconcile_journey(cached.unpack()?, &ctx).await;
+    ctx.metrics.record_reconcile(started.elapsed());
+    if result.is_ok() {
+        let key =
+            translate::engine_key(&cached.namespace().unwrap_or_default(), &cached.name_any());
+        lock(&ctx.failures).remove(&key);
+    }
+    result
+}
+
+/// The finalizer protocol (kube-runtime's `finalizer` helper does the same, but returns after
+/// adding the finalizer and leaves the first apply to the next reconcile): a journey being
+/// deleted is cleaned up, then released; a new one gets the finalizer and is applied in the
+/// same pass, so a cold start costs one reconcile per journey, not two.
+async fn reconcile_journey(mut journey: Journey, ctx: &Context) -> Result<Action, ReconcileError> {
     let ns = journey.namespace().ok_or(ReconcileError::NoNamespace)?;
     let api: Api<Journey> = Api::namespaced(ctx.client.clone(), &ns);
-    let key = translate::engine_key(&ns, &journey.name_any());
-    let result = finalizer(&api, FINALIZER, journey, |event| async {
-        match event {
-            FinalizerEvent::Apply(j) => apply(&j, &api, &ctx).await,
-            FinalizerEvent::Cleanup(j) => cleanup(&j, &ctx).await,
-        }
-    })
-    .await;
-    ctx.metrics.record_reconcile(started.elapsed());
-    match result {
-        Ok(action) => {
-            lock(&ctx.failures).remove(&key);
+    let name = journey.name_any();
+    let position = journey.finalizers().iter().position(|f| f == FINALIZER);
+    match (journey.metadata.deletion_timestamp.is_some(), position) {
+        (true, None) => Ok(Action::await_change()),
+        (true, Some(i)) => {
+            let action = cleanup(&journey, ctx).await?;
+            let patch = finalizer_patch(json!([
+                {"op": "test", "path": format!("/metadata/finalizers/{i}"), "value": FINALIZER},
+                {"op": "remove", "path": format!("/metadata/finalizers/{i}")},
+            ]))?;
+            api.patch(&name, &PatchParams::default(), &patch)
+                .await
+                .map_err(|e| ReconcileError::Finalizer(format!("removing {FINALIZER}: {e}")))?;
             Ok(action)
         }
-        Err(
-            kube::runtime::finalizer::Error::ApplyFailed(e)
-            | kube::runtime::finalizer::Error::CleanupFailed(e),
-        ) => Err(e),
-        Err(other) => Err(ReconcileError::Finalizer(other.to_string())),
+        (false, None) => {
+            // `test` makes the patch fail rather than drop a finalizer someone else added
+            // since the cache saw the object.
+            let patch = if journey.finalizers().is_empty() {
+                finalizer_patch(json!([
+                    {"op": "test", "path": "/metadata/finalizers", "value": null},
+                    {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]},
+                ]))?
+            } else {
+                finalizer_patch(json!([
+                    {"op": "test", "path": "/metadata/finalizers", "value": journey.finalizers()},
+                    {"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER},
+                ]))?
+            };
+            let updated = api
+                .patch(&name, &PatchParams::default(), &patch)
+                .await
+                .map_err(|e| ReconcileError::Finalizer(format!("adding {FINALIZER}: {e}")))?;
+            // The response is newer than the cache; a spec edited meanwhile is applied too.
+            journey = updated;
+            apply(&journey, &api, ctx).await
+        }
+        (false, Some(_)) => apply(&journey, &api, ctx).await,
     }
 }
 
+fn finalizer_patch(ops: serde_json::Value) -> Result<Patch<()>, ReconcileError> {
+    serde_json::from_value(ops)
+        .map(|ops| Patch::Json(json_patch::Patch(ops)))
+        .map_err(|e| ReconcileError::Finalizer(e.to_string()))
+}
+
 /// Per-object exponential backoff (1 s doubling to 5 min): no hot loop, bounded.
-pub fn error_policy(journey: Arc<Journey>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
+pub fn error_policy(
+    journey: Arc<CachedJourney>,
+    error: &ReconcileError,
+    ctx: Arc<Context>,
+) -> Action {
     let key = translate::engine_key(
         &journey.namespace().unwrap_or_default(),
         &journey.name_any(),
@@ -178,12 +233,18 @@ pub fn error_policy(journey: Arc<Journey>, error: &ReconcileError, ctx: Arc<Cont
     let note = format!("{error}; retrying in {}s", delay.as_secs());
     let reason = error.reason();
     tokio::spawn(async move {
-        publish(&ctx, &journey, EventType::Warning, reason, note).await;
+        publish(&ctx, journey.as_ref(), EventType::Warning, reason, note).await;
     });
     Action::requeue(delay)
 }
 
-async fn publish(ctx: &Context, journey: &Journey, type_: EventType, reason: &str, note: String) {
+async fn publish<K: Resource<DynamicType = ()>>(
+    ctx: &Context,
+    journey: &K,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
     let event = Event {
         type_,
         reason: reason.to_string(),
@@ -276,7 +337,10 @@ async fn apply(
         snapshot_result = Err(e);
     }
 
-    let previous = journey.status.as_ref();
+    let written = ctx
+        .written
+        .newer_than_cache(&key, journey.metadata.resource_version.as_deref());
+    let previous = written.as_ref().or(journey.status.as_ref());
     let now = now_seconds();
     let view = engine_view(&snapshot_result);
     let mut desired = planner::desired_status(&StatusInput {
@@ -311,16 +375,19 @@ async fn apply(
             "kind": "Journey",
             "status": desired,
         });
-        api.patch_status(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await
-        .map_err(|source| ReconcileError::Kube {
-            reason: "StatusWriteFailed",
-            source,
-        })?;
+        let stored = api
+            .patch_status(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await
+            .map_err(|source| ReconcileError::Kube {
+                reason: "StatusWriteFailed",
+                source,
+            })?;
+        ctx.written
+            .remember(&key, stored.metadata.resource_version.as_deref(), &desired);
         if desired.profiles != previous.and_then(|p| p.profiles.clone())
             || desired.resume != previous.and_then(|p| p.resume.clone())
         {
@@ -578,6 +645,7 @@ async fn cleanup(journey: &Journey, ctx: &Context) -> Result<Action, ReconcileEr
         }
     }
     lock(&ctx.counts_written).remove(&key);
+    ctx.written.forget(&key);
     ctx.metrics.forget(&key);
     Ok(Action::await_change())
 }

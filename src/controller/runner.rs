@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Client, Resource, ResourceExt};
 use kube_lease_manager::LeaseManagerBuilder;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast::error::RecvError;
@@ -16,11 +16,12 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use super::cache::CachedJourney;
 use super::events::{EventRecorder, Reporter};
 use super::lazy_engine::LazyDataPlane;
 use super::reconciler::{self, Context, ControllerConfig};
 use super::webhooks::{HttpTransport, spawn_sender};
-use crate::api::journey::Journey;
+use super::written::WrittenStatuses;
 use crate::dataplane::{DataPlaneConfig, DataPlaneError, DataPlaneServer};
 use crate::engine::DestinationConfig;
 use crate::engine::store::sqlite::SqliteOptions;
@@ -98,33 +99,21 @@ pub enum RunError {
 /// exponentially (hack/bench-controller.sh measured under 1 journey/s that way on 2 cores).
 const MAX_CONCURRENT_RECONCILES: u16 = 16;
 
-/// Removes what the controller never reads before objects enter the watch cache: managed
-/// fields, labels, owner references and every annotation but its own `journey.dev/` requests
-/// (GitOps tools add several per object: last-applied, tracking ids, sync options).
-pub(crate) fn strip_for_cache(journey: &mut Journey) {
-    journey.managed_fields_mut().clear();
-    journey.metadata.labels = None;
-    journey.metadata.owner_references = None;
-    journey
-        .annotations_mut()
-        .retain(|k, _| k.starts_with("journey.dev/"));
-}
-
 /// What a reconcile acts on besides the engine: the spec (`generation`), deletion, finalizers
 /// and the `journey.dev/` request annotations. Watch events that change none of them — above
 /// all the echo of the controller's own status writes — do not start a reconcile; the
 /// periodic resync still re-checks the status of every journey.
-pub(crate) fn reconcile_inputs(journey: &Journey) -> Option<u64> {
+pub(crate) fn reconcile_inputs(journey: &CachedJourney) -> Option<u64> {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    journey.metadata.generation.hash(&mut hasher);
+    journey.meta().generation.hash(&mut hasher);
     journey
-        .metadata
+        .meta()
         .deletion_timestamp
         .as_ref()
         .map(|t| t.0.as_millisecond())
         .hash(&mut hasher);
-    journey.metadata.finalizers.hash(&mut hasher);
+    journey.meta().finalizers.hash(&mut hasher);
     journey
         .annotations()
         .iter()
@@ -136,7 +125,7 @@ pub(crate) fn reconcile_inputs(journey: &Journey) -> Option<u64> {
 /// Engine change notifications as reconcile triggers for the journeys they name.
 fn engine_triggers(
     engine: &dyn JourneyEngine,
-) -> impl futures::Stream<Item = ObjectRef<Journey>> + Send + 'static {
+) -> impl futures::Stream<Item = ObjectRef<CachedJourney>> + Send + 'static {
     let receiver = engine.changes();
     futures::stream::unfold(receiver, |mut rx| async move {
         loop {
@@ -313,7 +302,7 @@ pub async fn run_controller(
     metrics: Arc<super::metrics::Metrics>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let api: Api<Journey> = match &config.namespace {
+    let api: Api<CachedJourney> = match &config.namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
@@ -327,19 +316,27 @@ pub async fn run_controller(
                 .unwrap_or_else(|| "journey-operator".into()),
         },
     );
+    let written = Arc::new(WrittenStatuses::default());
     let ctx = Arc::new(Context::new(
         client,
         engine.clone(),
         recorder,
         config.controller.clone(),
         metrics,
+        written.clone(),
     ));
     let (reader, writer) = reflector::store();
     let stream = watcher(api, watcher::Config::default())
         .default_backoff()
-        .modify(strip_for_cache)
         .reflect(writer)
         .applied_objects()
+        .inspect_ok(move |journey| {
+            let key = crate::controller::translate::engine_key(
+                &journey.namespace().unwrap_or_default(),
+                &journey.name_any(),
+            );
+            written.observe(&key, journey.meta().resource_version.as_deref());
+        })
         .predicate_filter(reconcile_inputs, Default::default());
     info!(
         namespace = config.namespace.as_deref().unwrap_or("<all>"),
@@ -361,6 +358,7 @@ pub async fn run_controller(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::journey::Journey;
 
     #[test]
     fn status_echoes_do_not_count_as_reconcile_inputs() {
@@ -374,7 +372,7 @@ mod tests {
         let inputs = |f: &dyn Fn(&mut Journey)| {
             let mut j = base.clone();
             f(&mut j);
-            reconcile_inputs(&j)
+            reconcile_inputs(&CachedJourney::pack(&j).expect("pack"))
         };
         let same = inputs(&|_| {});
         assert_eq!(inputs(&|j| j.status = Some(Default::default())), same);
@@ -407,37 +405,6 @@ mod tests {
                     ));
             }),
             same
-        );
-    }
-
-    #[test]
-    fn the_watch_cache_keeps_neither_managed_fields_nor_last_applied() {
-        let mut journey: Journey = serde_json::from_value(serde_json::json!({
-            "apiVersion": "journey.dev/v1alpha1", "kind": "Journey",
-            "metadata": {
-                "name": "j", "namespace": "ns",
-                "labels": {"app.kubernetes.io/instance": "journeys"},
-                "annotations": {
-                    "argocd.argoproj.io/tracking-id": "journeys:journey.dev/Journey:ns/j",
-                    "kubectl.kubernetes.io/last-applied-configuration": "{\"big\": true}",
-                    "journey.dev/run-requested-at": "t1"
-                },
-                "managedFields": [{"manager": "kubectl", "operation": "Apply", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {}}}]
-            },
-            "spec": {"entry": {"event": {"name": "E"}}, "steps": [{"id": "a", "exit": {}}]}
-        }))
-        .expect("journey");
-        strip_for_cache(&mut journey);
-        assert!(journey.managed_fields().is_empty());
-        assert!(journey.labels().is_empty());
-        let annotations = journey.annotations();
-        assert!(!annotations.contains_key("kubectl.kubernetes.io/last-applied-configuration"));
-        assert_eq!(
-            annotations
-                .get("journey.dev/run-requested-at")
-                .map(String::as_str),
-            Some("t1"),
-            "tokens stay"
         );
     }
 }
