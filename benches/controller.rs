@@ -21,6 +21,9 @@ use std::time::{Duration, Instant};
 use futures::{StreamExt, TryStreamExt};
 use journey_operator::api::Journey;
 use journey_operator::control_plane::{mint_client_cert, write_kubeconfig_for};
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingAdmissionPolicy, MutatingAdmissionPolicyBinding,
+};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Patch, PatchParams, PostParams};
@@ -29,7 +32,14 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 
-const RUNS: usize = 3;
+/// Runs per figure (median reported); `BENCH_RUNS` overrides.
+fn runs() -> usize {
+    std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(3)
+}
 /// Concurrent requests while populating a namespace.
 const SETUP_CONCURRENCY: usize = 64;
 const MANAGER: &str = "journey-bench";
@@ -61,6 +71,36 @@ fn load() -> String {
         .take(3)
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// CPU seconds (user + system) kube-apiserver has used so far, from /proc; 0 when not found.
+fn apiserver_cpu_seconds() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    let ticks = 100.0; // USER_HZ on Linux
+    for entry in dir.flatten() {
+        let path = entry.path();
+        let cmdline = std::fs::read(path.join("cmdline")).unwrap_or_default();
+        let first = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+        if !String::from_utf8_lossy(first).contains("kube-apiserver") {
+            continue;
+        }
+        let stat = read_proc(&path.join("stat").display().to_string());
+        // Fields after the parenthesised command: state is field 3, utime 14, stime 15.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let num = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        return (num(11) + num(12)) / ticks;
+    }
+    0.0
 }
 
 fn median(values: &[f64]) -> f64 {
@@ -357,6 +397,58 @@ impl Bench {
     }
 }
 
+/// `manifests/admission/` as the README recommends (the finalizer comes with each new
+/// journey); `BENCH_ADMISSION=none` leaves it out, to measure the controller adding it.
+async fn install_admission(client: &Client) -> Res<bool> {
+    if std::env::var("BENCH_ADMISSION").as_deref() == Ok("none") {
+        return Ok(false);
+    }
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/manifests/admission/engine-finalizer.yaml"
+    ))?;
+    let params = PatchParams::apply(MANAGER).force();
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let value: Value = serde::Deserialize::deserialize(doc)?;
+        let name = value["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        match value["kind"].as_str() {
+            Some("MutatingAdmissionPolicy") => {
+                let api: Api<MutatingAdmissionPolicy> = Api::all(client.clone());
+                api.patch(&name, &params, &Patch::Apply(&value)).await?;
+            }
+            Some("MutatingAdmissionPolicyBinding") => {
+                let api: Api<MutatingAdmissionPolicyBinding> = Api::all(client.clone());
+                api.patch(&name, &params, &Patch::Apply(&value)).await?;
+            }
+            other => {
+                return Err(format!("unexpected kind {other:?} in manifests/admission/").into());
+            }
+        }
+    }
+    // In effect once a server-side dry-run create comes back with the finalizer.
+    let api: Api<Journey> = Api::namespaced(client.clone(), "default");
+    let dry_run = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let probe = api
+            .create(&dry_run, &journey("admission-probe", "1h"))
+            .await?;
+        if !probe.finalizers().is_empty() {
+            return Ok(true);
+        }
+        if Instant::now() > deadline {
+            return Err("manifests/admission/ not in effect after 30s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn install_crds(client: &Client) -> Res<()> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let text = std::fs::read_to_string(concat!(
@@ -407,14 +499,16 @@ async fn cold_start(bench: &Bench) -> Res<()> {
         "\n== cold start: {COLD_JOURNEYS} journeys created while the controller is down (target >= 100 journeys/s)"
     );
     let mut rates = Vec::new();
-    for run in 1..=RUNS {
+    for run in 1..=runs() {
         let ns = bench.namespace(&format!("bench-cold-{run}")).await?;
         let created = bench.populate(&ns, COLD_JOURNEYS).await?;
         let mut tracker = Tracker::start(&bench.client, &ns);
         let before = load();
+        let cpu_before = apiserver_cpu_seconds();
         let started = Instant::now();
         let mut op = Operator::start(bench, &ns, &bench.data_dir(&ns), None)?;
         let result = tracker.wait_ready(COLD_JOURNEYS, READY_TIMEOUT).await;
+        let apiserver_ms = (apiserver_cpu_seconds() - cpu_before) * 1000.0 / COLD_JOURNEYS as f64;
         op.alive()?;
         let done = result?;
         let secs = done.duration_since(started).as_secs_f64();
@@ -424,7 +518,8 @@ async fn cold_start(bench: &Bench) -> Res<()> {
         op.stop();
         println!(
             "cold run {run}: {COLD_JOURNEYS} Ready in {secs:.1}s = {rate:.1} journeys/s \
-             (setup: created in {:.1}s; status writes {writes}; VmRSS {:.1} MiB VmHWM {:.1} MiB; load {before} -> {})",
+             (setup: created in {:.1}s; status writes {writes}; kube-apiserver CPU {apiserver_ms:.1} ms/journey; \
+             VmRSS {:.1} MiB VmHWM {:.1} MiB; load {before} -> {})",
             created.as_secs_f64(),
             rss as f64 / 1024.0,
             hwm as f64 / 1024.0,
@@ -453,7 +548,7 @@ async fn memory(bench: &Bench) -> Res<()> {
     );
     let mut tracker = Tracker::start(&bench.client, &ns);
     let (mut rss_runs, mut hwm_runs) = (Vec::new(), Vec::new());
-    for run in 1..=RUNS {
+    for run in 1..=runs() {
         // A fresh engine each run: every journey is applied to the engine again.
         let before = load();
         let started = Instant::now();
@@ -512,7 +607,7 @@ async fn latency_and_idle(bench: &Bench) -> Res<()> {
     );
     let api: Api<Journey> = Api::namespaced(bench.client.clone(), &ns);
     let (mut p50s, mut p99s) = (Vec::new(), Vec::new());
-    for run in 1..=RUNS {
+    for run in 1..=runs() {
         let before = load();
         let mut samples = Vec::with_capacity(LATENCY_APPLIES);
         for i in 0..LATENCY_APPLIES {
@@ -563,7 +658,7 @@ async fn latency_and_idle(bench: &Bench) -> Res<()> {
         .await?;
     op.alive()?;
     let mut rates = Vec::new();
-    for run in 1..=RUNS {
+    for run in 1..=runs() {
         let before = load();
         let offset = std::fs::metadata(&bench.audit_log)?.len() as usize;
         let reconciles_before = op.reconciles().await;
@@ -630,6 +725,15 @@ async fn main_async() -> Res<()> {
     println!("{}", machine_line(&version.git_version));
     println!("journey-operator binary: {}", binary.display());
     install_crds(&client).await?;
+    let admission = install_admission(&client).await?;
+    println!(
+        "manifests/admission/ (finalizer at creation): {}",
+        if admission {
+            "installed"
+        } else {
+            "not installed (BENCH_ADMISSION=none)"
+        }
+    );
 
     // The controller acts as its own admin user so the audit log can single out its requests.
     let server = kube::config::Kubeconfig::read_from(&kubeconfig)?

@@ -36,6 +36,13 @@ fi
 log "installing the CRDs"
 "$bin" crd | "$KUBECTL" apply --server-side --field-manager=journey-operator -f -
 "$KUBECTL" wait --for=condition=Established --timeout=60s crd/journeys.journey.dev >/dev/null
+if "$KUBECTL" api-resources --api-group=admissionregistration.k8s.io -o name 2>/dev/null |
+  grep -qx 'mutatingadmissionpolicies.admissionregistration.k8s.io'; then
+  log "installing manifests/admission/ (the finalizer comes with each new journey)"
+  "$KUBECTL" apply --server-side --field-manager=journey-operator -f manifests/admission/
+else
+  log "this cluster has no MutatingAdmissionPolicy: the controller adds its finalizer itself"
+fi
 
 ns="${JOURNEY_DEMO_NAMESPACE:-journeys-demo}"
 ops_port="${JOURNEY_OPS_PORT:-18080}"

@@ -11,7 +11,7 @@ use super::definition::{
     CEntry, CStepKind, CompiledDefinition, Definition, OnExpiry, PauseEntries, PauseMode,
     PauseWaits, compile,
 };
-use super::defs::{COMPILED_DEFINITIONS_KEPT, DefinitionCache};
+use super::defs::{COMPILED_DEFINITIONS_KEPT, DefinitionCache, EntryKind};
 use super::destinations::DestinationConfig;
 use super::error::{EngineError, Result, json_err};
 use super::expr::{Expr, Vars};
@@ -325,22 +325,21 @@ impl<S: Store> Engine<S> {
         Ok(c)
     }
 
-    /// Whether the journey's current version enters on event `name`, compiling that version
-    /// only when the cache has never seen it.
-    fn enters_on(&self, tx: &mut dyn StoreTx, jid: i64, rt: &Runtime, name: &str) -> Result<bool> {
+    /// The kind of entry of the journey's current version, compiling that version only when
+    /// the cache has never seen it.
+    fn cur_entry(&self, tx: &mut dyn StoreTx, jid: i64, rt: &Runtime) -> Result<Option<EntryKind>> {
         let Some(version) = rt.version else {
-            return Ok(false);
+            return Ok(None);
         };
         let known = self
             .inner
             .defs
             .lock()
             .ok()
-            .and_then(|m| m.enters_on((jid, version), name));
+            .and_then(|m| m.entry((jid, version)));
         match known {
-            Some(enters) => Ok(enters),
-            None => Ok(matches!(&self.def(tx, jid, version)?.entry,
-                CEntry::Event { name: en, .. } if en == name)),
+            Some(entry) => Ok(Some(entry)),
+            None => Ok(Some(EntryKind::of(&*self.def(tx, jid, version)?))),
         }
     }
 
@@ -1039,7 +1038,9 @@ impl<S: Store> Engine<S> {
             let mut journeys = Vec::new();
             for row in tx.list_journeys()? {
                 let rt = load_rt(&row)?;
-                if !matches!(rt.phase, Phase::Live | Phase::Resuming | Phase::Paused) {
+                if !matches!(rt.phase, Phase::Live | Phase::Resuming | Phase::Paused)
+                    || self.cur_entry(tx, row.id, &rt)? != Some(EntryKind::Qualification)
+                {
                     continue;
                 }
                 let Some(def) = self.cur_def(tx, row.id, &rt)? else {
@@ -1212,7 +1213,7 @@ impl<S: Store> Engine<S> {
                     tx.update_enrollment(&e, old_state)?;
                     changed = true;
                 }
-                if self.enters_on(tx, row.id, &rt, name)?
+                if matches!(self.cur_entry(tx, row.id, &rt)?, Some(EntryKind::Event(en)) if &*en == name)
                     && let Some(def) = self.cur_def(tx, row.id, &rt)?
                     && let CEntry::Event {
                         name: en,

@@ -3,8 +3,8 @@
 //! A compiled definition (parsed steps and CEL programs) costs about 2.2 KB for a two-step
 //! journey (heaptrack); kept for every version of every journey, 10,000 journeys held 22 MB
 //! that an idle engine never reads. The cache keeps the most recently used ones and, for every
-//! version it has compiled, the name of its entry event: that is all event ingestion needs to
-//! pass over the journeys an event cannot enter, without compiling them again.
+//! version it has compiled, what kind of entry it has: that is all event ingestion and profile
+//! upserts need to pass over the journeys they cannot enter, without compiling them again.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,11 +18,29 @@ pub(crate) const COMPILED_DEFINITIONS_KEPT: usize = 1024;
 /// (journey id, version)
 type VersionKey = (i64, i64);
 
+/// How a version admits profiles, without its conditions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum EntryKind {
+    Event(Box<str>),
+    Qualification,
+    Read,
+}
+
+impl EntryKind {
+    pub(crate) fn of(def: &CompiledDefinition) -> Self {
+        match &def.entry {
+            CEntry::Event { name, .. } => EntryKind::Event(name.as_str().into()),
+            CEntry::Qualification { .. } => EntryKind::Qualification,
+            CEntry::Read { .. } => EntryKind::Read,
+        }
+    }
+}
+
 pub(crate) struct DefinitionCache {
     capacity: usize,
     compiled: HashMap<VersionKey, (Arc<CompiledDefinition>, u64)>,
-    /// The entry event of every version compiled so far (`None`: not an event entry).
-    entry_events: HashMap<VersionKey, Option<Box<str>>>,
+    /// The entry of every version compiled so far.
+    entries: HashMap<VersionKey, EntryKind>,
     uses: u64,
 }
 
@@ -31,7 +49,7 @@ impl DefinitionCache {
         DefinitionCache {
             capacity: capacity.max(1),
             compiled: HashMap::new(),
-            entry_events: HashMap::new(),
+            entries: HashMap::new(),
             uses: 0,
         }
     }
@@ -46,11 +64,7 @@ impl DefinitionCache {
     }
 
     pub(crate) fn insert(&mut self, key: VersionKey, def: Arc<CompiledDefinition>) {
-        let entry_event = match &def.entry {
-            CEntry::Event { name, .. } => Some(name.as_str().into()),
-            _ => None,
-        };
-        self.entry_events.insert(key, entry_event);
+        self.entries.insert(key, EntryKind::of(&def));
         self.uses += 1;
         self.compiled.insert(key, (def, self.uses));
         if self.compiled.len() > self.capacity {
@@ -58,17 +72,14 @@ impl DefinitionCache {
         }
     }
 
-    /// Whether version `key` enters on event `name`; `None` when that version was never
-    /// compiled here.
-    pub(crate) fn enters_on(&self, key: VersionKey, name: &str) -> Option<bool> {
-        self.entry_events
-            .get(&key)
-            .map(|event| event.as_deref() == Some(name))
+    /// The entry of version `key`; `None` when that version was never compiled here.
+    pub(crate) fn entry(&self, key: VersionKey) -> Option<EntryKind> {
+        self.entries.get(&key).cloned()
     }
 
     pub(crate) fn forget_journey(&mut self, journey_id: i64) {
         self.compiled.retain(|(j, _), _| *j != journey_id);
-        self.entry_events.retain(|(j, _), _| *j != journey_id);
+        self.entries.retain(|(j, _), _| *j != journey_id);
     }
 
     #[cfg(test)]
@@ -129,18 +140,22 @@ mod tests {
     }
 
     #[test]
-    fn entry_events_are_remembered_after_eviction_and_forgotten_with_the_journey() {
+    fn entries_are_remembered_after_eviction_and_forgotten_with_the_journey() {
+        let signup = || EntryKind::Event("Signup".into());
         let mut cache = DefinitionCache::new(2);
         cache.insert((1, 1), compiled("Signup"));
         cache.insert((1, 2), compiled("Purchase"));
         cache.insert((2, 1), compiled("Signup"));
         cache.insert((3, 1), compiled("Signup"));
         assert!(cache.get((1, 1)).is_none(), "evicted");
-        assert_eq!(cache.enters_on((1, 1), "Signup"), Some(true));
-        assert_eq!(cache.enters_on((1, 2), "Signup"), Some(false));
-        assert_eq!(cache.enters_on((9, 1), "Signup"), None, "never compiled");
+        assert_eq!(cache.entry((1, 1)), Some(signup()));
+        assert_eq!(
+            cache.entry((1, 2)),
+            Some(EntryKind::Event("Purchase".into()))
+        );
+        assert_eq!(cache.entry((9, 1)), None, "never compiled");
         cache.forget_journey(1);
-        assert_eq!(cache.enters_on((1, 1), "Signup"), None);
-        assert_eq!(cache.enters_on((2, 1), "Signup"), Some(true));
+        assert_eq!(cache.entry((1, 1)), None);
+        assert_eq!(cache.entry((2, 1)), Some(signup()));
     }
 }

@@ -11,20 +11,10 @@ use journey_operator::engine::{DataPlane, JourneyEngine};
 use kube::Api;
 use serde_json::{Value, json};
 
-use crate::controller_support::{and, apply, has_condition, in_phase, manifest, setup, wait_for};
-use crate::support::{self, KubectlOutput, kubectl};
-
-/// kubectl commands that block until the controller acts (wait, delete) must not block the
-/// runtime the controller runs on.
-async fn kubectl_blocking(args: &[&str]) -> KubectlOutput {
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        kubectl(&refs, None)
-    })
-    .await
-    .expect("kubectl task")
-}
+use crate::controller_support::{
+    and, apply, has_condition, in_phase, kubectl_blocking, manifest, setup, wait_for,
+};
+use crate::support::{self, kubectl};
 
 const WAIT: Duration = Duration::from_secs(60);
 

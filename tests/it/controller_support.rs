@@ -217,3 +217,15 @@ pub async fn setup(prefix: &str) -> (String, Api<Journey>, TestController) {
     let controller = TestController::start(&ns).await;
     (ns.clone(), Api::namespaced(client, &ns), controller)
 }
+
+/// kubectl commands that block until the controller acts (wait, delete) must not block the
+/// runtime the controller runs on.
+pub async fn kubectl_blocking(args: &[&str]) -> support::KubectlOutput {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        support::kubectl(&refs, None)
+    })
+    .await
+    .expect("kubectl task")
+}

@@ -10,6 +10,7 @@ mod crd;
 mod dataplane;
 mod engine;
 mod examples;
+mod finalizer;
 mod install;
 mod operator;
 mod plan;

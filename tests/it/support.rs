@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use journey_operator::controller::reconciler::FINALIZER;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -61,11 +62,12 @@ pub async fn client_for(kubeconfig: &std::path::Path) -> Client {
 
 static CRDS: OnceCell<()> = OnceCell::const_new();
 
-/// Installs `crds/` (once per test process) and waits until the apiserver serves them.
+/// Installs `crds/` and the finalizer policy (once per test process) and waits until the
+/// apiserver serves and applies them.
 pub async fn install_crds() {
     CRDS.get_or_init(|| async {
         let client = client().await;
-        let api: Api<CustomResourceDefinition> = Api::all(client);
+        let api: Api<CustomResourceDefinition> = Api::all(client.clone());
         let text = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/crds/journeys.journey.dev.yaml"
@@ -90,8 +92,52 @@ pub async fn install_crds() {
             .expect("CRD established in time")
             .expect("watching the CRD");
         }
+        install_finalizer_policy(&client).await;
     })
     .await;
+}
+
+/// Installs `manifests/admission/` with kubectl, as the README does, and waits until the
+/// apiserver applies it: a server-side dry-run create comes back with the finalizer.
+async fn install_finalizer_policy(client: &Client) {
+    let out = tokio::task::spawn_blocking(|| {
+        kubectl(
+            &[
+                "apply",
+                "--server-side",
+                "--field-manager=journey-tests",
+                "-f",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/admission/"),
+            ],
+            None,
+        )
+    })
+    .await
+    .expect("kubectl");
+    assert!(out.success, "installing manifests/admission/: {out:?}");
+    let api: Api<journey_operator::api::Journey> = Api::namespaced(client.clone(), "default");
+    let probe: journey_operator::api::Journey = serde_json::from_value(serde_json::json!({
+        "apiVersion": "journey.dev/v1alpha1", "kind": "Journey",
+        "metadata": {"name": "finalizer-policy-probe"},
+        "spec": {"entry": {"event": {"name": "E"}}, "steps": [{"id": "a", "exit": {}}]}
+    }))
+    .expect("probe journey");
+    let dry_run = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let created = api.create(&dry_run, &probe).await.expect("dry-run create");
+        if created.finalizers().iter().any(|f| f == FINALIZER) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the finalizer policy was not in effect after 30s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
