@@ -10,7 +10,7 @@
 //! 3. idle API writes per journey per hour at steady state (audit log, `--resync=2s`);
 //! 4. controller RSS (VmRSS, VmHWM) with 10,000 journeys reconciled.
 //!
-//! Each figure is measured `RUNS` times; every run and the median are printed.
+//! Each figure is measured three times (`BENCH_RUNS` overrides); every run and the median are printed.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
