@@ -543,7 +543,28 @@ async fn cold_start(bench: &Bench) -> Res<()> {
 /// kube-controller-manager, so deleting the namespace would not delete its contents.
 async fn remove_journeys(client: &Client, ns: &str) -> Res<()> {
     let api: Api<Journey> = Api::namespaced(client.clone(), ns);
-    api.delete_collection(&DeleteParams::default(), &ListParams::default())
+    // One request per journey: a single deletecollection of thousands outlives the
+    // apiserver's request timeout.
+    let names: Vec<String> = api
+        .list_metadata(&ListParams::default())
+        .await?
+        .items
+        .iter()
+        .map(|j| j.name_any())
+        .collect();
+    futures::stream::iter(names)
+        .map(|name| {
+            let api = api.clone();
+            async move {
+                match api.delete(&name, &DeleteParams::default()).await {
+                    Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+                    Err(e) => Err(e),
+                    Ok(_) => Ok(()),
+                }
+            }
+        })
+        .buffer_unordered(SETUP_CONCURRENCY)
+        .try_collect::<()>()
         .await?;
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
