@@ -2,9 +2,9 @@
 //! controller machinery read, and the spec and status packed as deflated JSON.
 //!
 //! A whole `Journey` in memory costs about 4.3 KB (heaptrack, 2,000 journeys): eight status
-//! conditions, the history and the definition as many small heap strings. Packed, the same
-//! journey costs about 1.3 KB, and a reconcile unpacks it in microseconds. Only the objects a
-//! reconcile is working on exist unpacked.
+//! conditions, the history and the definition as many small heap strings. Deflated, the bench's
+//! journey with its status is 568 bytes instead of 1,836 (zlib at the same level). Only the objects a reconcile is working on exist
+//! unpacked.
 
 use std::borrow::Cow;
 
@@ -16,8 +16,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::api::journey::{Journey, JourneySpec};
 use crate::api::status::JourneyStatus;
 
-/// Packed bodies larger than this are refused on unpack (a packed journey is a few hundred
-/// bytes; the apiserver limits an object to about 1.5 MB).
+/// Unpacked bodies larger than this are refused (the apiserver limits an object to about
+/// 1.5 MB).
 const MAX_UNPACKED_BYTES: usize = 8 << 20;
 const DEFLATE_LEVEL: u8 = 6;
 
