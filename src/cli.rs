@@ -239,26 +239,8 @@ fn run_controller(args: RunArgs) -> anyhow::Result<()> {
         .enable_all()
         .max_blocking_threads(8)
         .build()?;
-    runtime.spawn(return_freed_memory());
     runtime.block_on(journey_operator::controller::runner::run(config))?;
     Ok(())
-}
-
-/// glibc keeps memory freed after a burst (a cold start reconciles thousands of journeys at
-/// once) in its arenas; handing it back now and then keeps the resident set near what is in
-/// use.
-async fn return_freed_memory() {
-    let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        every.tick().await;
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        let _ = tokio::task::spawn_blocking(|| {
-            // SAFETY: malloc_trim only returns free pages of the allocator's arenas to the OS.
-            unsafe { libc::malloc_trim(0) }
-        })
-        .await;
-    }
 }
 
 #[derive(clap::Args, Debug)]

@@ -94,8 +94,8 @@ impl CachedJourney {
         })
     }
 
-    /// Bytes held for the spec and status.
-    pub fn packed_len(&self) -> usize {
+    #[cfg(test)]
+    fn packed_len(&self) -> usize {
         self.packed.len()
     }
 }

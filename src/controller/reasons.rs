@@ -8,6 +8,10 @@ pub const CHANGE_REQUIRES_PAUSE: &str = "ChangeRequiresPause";
 pub const ENGINE_REJECTED: &str = "EngineRejected";
 // Reconciling / transient.
 pub const ENGINE_UNAVAILABLE: &str = "EngineUnavailable";
+// Reconcile failures (events and the metric label).
+pub const STATUS_WRITE_FAILED: &str = "StatusWriteFailed";
+pub const FINALIZER_FAILED: &str = "FinalizerFailed";
+pub const CACHE_UNREADABLE: &str = "CacheUnreadable";
 pub const APPLYING: &str = "Applying";
 pub const RESUMING: &str = "Resuming";
 // Ready.

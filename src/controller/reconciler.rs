@@ -86,7 +86,7 @@ pub enum ReconcileError {
     Finalizer(String),
     #[error("the object has no namespace")]
     NoNamespace,
-    #[error("the watch cache: {0}")]
+    #[error("CacheUnreadable: {0}")]
     Cache(#[from] CacheError),
 }
 
@@ -96,8 +96,8 @@ impl ReconcileError {
         match self {
             ReconcileError::Kube { reason, .. } => reason,
             ReconcileError::Engine(_) => r::ENGINE_UNAVAILABLE,
-            ReconcileError::Finalizer(_) | ReconcileError::NoNamespace => "FinalizerFailed",
-            ReconcileError::Cache(_) => "CacheUnreadable",
+            ReconcileError::Finalizer(_) | ReconcileError::NoNamespace => r::FINALIZER_FAILED,
+            ReconcileError::Cache(_) => r::CACHE_UNREADABLE,
         }
     }
 }
@@ -383,7 +383,7 @@ async fn apply(
             )
             .await
             .map_err(|source| ReconcileError::Kube {
-                reason: "StatusWriteFailed",
+                reason: r::STATUS_WRITE_FAILED,
                 source,
             })?;
         ctx.written
