@@ -105,7 +105,7 @@ async fn install_finalizer_policy(client: &Client) {
             &[
                 "apply",
                 "--server-side",
-                "--field-manager=journey-tests",
+                "--field-manager=journey-operator-tests",
                 "-f",
                 concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/admission/"),
             ],
