@@ -82,6 +82,25 @@ subjects:
         )
     };
 
+    // The apiserver applies a new policy and binding after its informers sync: wait until an
+    // editor's server-side dry run of a Published create is refused.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let probe = kubectl_as(
+            &editor,
+            &["apply", "-n", &ns, "--dry-run=server", "-f", "-"],
+            Some(&manifest("policy-probe", spec("Published", "1h"))),
+        );
+        if !probe.success && probe.stderr.contains("journey-publishers") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lifecycle policy was not in effect after 30s: {probe:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+
     // Editors create drafts and change content.
     let out = apply_as(&editor, "Draft", "1h");
     assert!(out.success, "an editor creates a Draft: {out:?}");
