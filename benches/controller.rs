@@ -73,6 +73,31 @@ fn load() -> String {
         .join(" ")
 }
 
+/// Machine-wide CPU ticks from /proc/stat: (all, stolen by the hypervisor). On a shared VM the
+/// steal share explains runs that differ for no reason in the code.
+fn cpu_ticks() -> (u64, u64) {
+    let stat = read_proc("/proc/stat");
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    (fields.iter().sum(), fields.get(7).copied().unwrap_or(0))
+}
+
+/// The share of CPU time stolen by the hypervisor since `before`, in percent.
+fn steal_since(before: (u64, u64)) -> f64 {
+    let (all, steal) = cpu_ticks();
+    let all = all.saturating_sub(before.0);
+    if all == 0 {
+        return 0.0;
+    }
+    steal.saturating_sub(before.1) as f64 * 100.0 / all as f64
+}
+
 /// CPU seconds (user + system) kube-apiserver has used so far, from /proc; 0 when not found.
 fn apiserver_cpu_seconds() -> f64 {
     let Ok(dir) = std::fs::read_dir("/proc") else {
@@ -505,10 +530,12 @@ async fn cold_start(bench: &Bench) -> Res<()> {
         let mut tracker = Tracker::start(&bench.client, &ns);
         let before = load();
         let cpu_before = apiserver_cpu_seconds();
+        let ticks_before = cpu_ticks();
         let started = Instant::now();
         let mut op = Operator::start(bench, &ns, &bench.data_dir(&ns), None)?;
         let result = tracker.wait_ready(COLD_JOURNEYS, READY_TIMEOUT).await;
         let apiserver_ms = (apiserver_cpu_seconds() - cpu_before) * 1000.0 / COLD_JOURNEYS as f64;
+        let steal = steal_since(ticks_before);
         op.alive()?;
         let done = result?;
         let secs = done.duration_since(started).as_secs_f64();
@@ -523,7 +550,7 @@ async fn cold_start(bench: &Bench) -> Res<()> {
         println!(
             "cold run {run}: {COLD_JOURNEYS} Ready in {secs:.1}s = {rate:.1} journeys/s \
              (setup: created in {:.1}s; status writes {writes}; kube-apiserver CPU {apiserver_ms:.1} ms/journey; \
-             VmRSS {:.1} MiB VmHWM {:.1} MiB; load {before} -> {})",
+             CPU stolen by the hypervisor {steal:.1}%; VmRSS {:.1} MiB VmHWM {:.1} MiB; load {before} -> {})",
             created.as_secs_f64(),
             rss as f64 / 1024.0,
             hwm as f64 / 1024.0,
