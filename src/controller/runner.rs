@@ -25,7 +25,9 @@ use super::written::WrittenStatuses;
 use crate::dataplane::{DataPlaneConfig, DataPlaneError, DataPlaneServer};
 use crate::engine::DestinationConfig;
 use crate::engine::store::sqlite::SqliteOptions;
-use crate::engine::{Engine, EngineConfig, EngineError, JourneyEngine, SqliteStore, SystemClock};
+use crate::engine::{
+    Change, ChangeCause, Engine, EngineConfig, EngineError, JourneyEngine, SqliteStore, SystemClock,
+};
 
 #[derive(Debug, Clone)]
 pub struct RunConfig {
@@ -123,6 +125,10 @@ pub(crate) fn reconcile_inputs(journey: &CachedJourney) -> Option<u64> {
 }
 
 /// Engine change notifications as reconcile triggers for the journeys they name.
+///
+/// Changes made by a command are left out: only reconciles send commands, and a reconcile
+/// reads the engine's status after its last command, so a trigger would only repeat it (at
+/// a cold start, one extra reconcile per journey).
 fn engine_triggers(
     engine: &dyn JourneyEngine,
 ) -> impl futures::Stream<Item = ObjectRef<CachedJourney>> + Send + 'static {
@@ -130,9 +136,9 @@ fn engine_triggers(
     futures::stream::unfold(receiver, |mut rx| async move {
         loop {
             match rx.recv().await {
-                Ok(key) => {
-                    if let Some((ns, name)) = key.split_once('/') {
-                        return Some((ObjectRef::new(name).within(ns), rx));
+                Ok(change) => {
+                    if let Some(journey) = trigger_for(&change) {
+                        return Some((journey, rx));
                     }
                 }
                 // The periodic resync catches what a lagging receiver missed.
@@ -141,6 +147,14 @@ fn engine_triggers(
             }
         }
     })
+}
+
+fn trigger_for(change: &Change) -> Option<ObjectRef<CachedJourney>> {
+    if change.cause == ChangeCause::Command {
+        return None;
+    }
+    let (ns, name) = change.key.split_once('/')?;
+    Some(ObjectRef::new(name).within(ns))
 }
 
 async fn shutdown_signal() {
@@ -359,6 +373,23 @@ pub async fn run_controller(
 mod tests {
     use super::*;
     use crate::api::journey::Journey;
+
+    #[test]
+    fn only_changes_the_engine_made_itself_trigger_reconciles() {
+        let change = |key: &str, cause| Change {
+            key: key.into(),
+            cause,
+        };
+        assert_eq!(
+            trigger_for(&change("ns/j", ChangeCause::Engine)),
+            Some(ObjectRef::new("j").within("ns"))
+        );
+        assert_eq!(trigger_for(&change("ns/j", ChangeCause::Command)), None);
+        assert_eq!(
+            trigger_for(&change("no-namespace", ChangeCause::Engine)),
+            None
+        );
+    }
 
     #[test]
     fn status_echoes_do_not_count_as_reconcile_inputs() {

@@ -23,6 +23,25 @@ use super::store::{Delivery, RunRecord, Store};
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
+/// What made a journey's status change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeCause {
+    /// A control-plane command (`apply_definition`, `set_lifecycle`, `request`, `delete`). Its
+    /// caller reads the outcome itself, so it need not react to the notification.
+    Command,
+    /// The engine on its own (scheduler: resume progress, pause expiry, schedule start and end,
+    /// drain, timeouts) or the data plane (events, profile upserts).
+    Engine,
+}
+
+/// One notification of the change stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The journey's key.
+    pub key: String,
+    pub cause: ChangeCause,
+}
+
 /// Control-plane API used by the controller. Journeys are identified by a key
 /// (the operator uses `"namespace/name"`).
 pub trait JourneyEngine: Send + Sync {
@@ -49,9 +68,9 @@ pub trait JourneyEngine: Send + Sync {
     ) -> BoxFuture<Result<RequestOutcome>>;
     /// Removes the journey and its data; `false` when unknown.
     fn delete(&self, key: &str) -> BoxFuture<Result<bool>>;
-    /// Change stream: keys of journeys whose status changed. Lagging receivers
+    /// Change stream: the journeys whose status changed, and why. Lagging receivers
     /// get `RecvError::Lagged` and should resync every journey.
-    fn changes(&self) -> broadcast::Receiver<String>;
+    fn changes(&self) -> broadcast::Receiver<Change>;
 }
 
 /// Data-plane API.
@@ -120,7 +139,7 @@ impl<S: Store> JourneyEngine for Engine<S> {
         let (e, k) = (self.clone(), key.to_string());
         blocking(move || e.delete_blocking(&k))
     }
-    fn changes(&self) -> broadcast::Receiver<String> {
+    fn changes(&self) -> broadcast::Receiver<Change> {
         self.subscribe()
     }
 }

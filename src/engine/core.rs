@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Notify, broadcast};
 
+use super::api::{Change, ChangeCause};
 use super::clock::{Clock, Millis};
 use super::definition::{
     CEntry, CStepKind, CompiledDefinition, Definition, OnExpiry, PauseEntries, PauseMode,
@@ -92,7 +93,7 @@ pub(crate) struct Inner<S: Store> {
     pub(crate) config: EngineConfig,
     defs: Mutex<DefinitionCache>,
     filters: Mutex<HashMap<String, Arc<Expr>>>,
-    pub(crate) changes: broadcast::Sender<String>,
+    pub(crate) changes: broadcast::Sender<Change>,
     pub(crate) wake: Notify,
     /// Control-plane and data-plane writers waiting for the writer lock; the
     /// scheduler yields between batches while this is non-zero, so a pause
@@ -249,8 +250,8 @@ impl<S: Store> Engine<S> {
         self.inner.clock.now()
     }
 
-    /// Subscribes to the change stream: keys of journeys whose status changed.
-    pub fn subscribe(&self) -> broadcast::Receiver<String> {
+    /// Subscribes to the change stream: the journeys whose status changed, and why.
+    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.inner.changes.subscribe()
     }
 
@@ -271,9 +272,12 @@ impl<S: Store> Engine<S> {
         }
     }
 
-    fn notify(&self, key: &str) {
+    fn notify(&self, key: &str, cause: ChangeCause) {
         self.wakes().touch(key);
-        let _ = self.inner.changes.send(key.to_string());
+        let _ = self.inner.changes.send(Change {
+            key: key.to_string(),
+            cause,
+        });
         self.inner.wake.notify_one();
     }
 
@@ -426,7 +430,7 @@ impl<S: Store> Engine<S> {
                 created: true,
             })
         })?;
-        self.notify(key);
+        self.notify(key, ChangeCause::Command);
         Ok(out)
     }
 
@@ -566,7 +570,7 @@ impl<S: Store> Engine<S> {
             save_rt(tx, jid, &rt)?;
             Ok(())
         })?;
-        self.notify(key);
+        self.notify(key, ChangeCause::Command);
         self.status_blocking(key)?
             .ok_or_else(|| EngineError::NotFound(key.to_string()))
     }
@@ -916,7 +920,7 @@ impl<S: Store> Engine<S> {
             save_rt(tx, jid, &rt)?;
             Ok(out)
         })?;
-        self.notify(key);
+        self.notify(key, ChangeCause::Command);
         Ok(out)
     }
 
@@ -935,7 +939,7 @@ impl<S: Store> Engine<S> {
                 }
                 None => Ok(false),
             })?;
-        self.notify(key);
+        self.notify(key, ChangeCause::Command);
         self.wakes().forget(key);
         Ok(found)
     }
@@ -1076,7 +1080,7 @@ impl<S: Store> Engine<S> {
             Ok(())
         })?;
         for k in touched {
-            self.notify(&k);
+            self.notify(&k, ChangeCause::Engine);
         }
         Ok(())
     }
@@ -1235,7 +1239,7 @@ impl<S: Store> Engine<S> {
             Ok(())
         })?;
         for k in touched {
-            self.notify(&k);
+            self.notify(&k, ChangeCause::Engine);
         }
         Ok(())
     }
@@ -1369,7 +1373,7 @@ impl<S: Store> Engine<S> {
                 }
             }
             if changed || !r.is_idle() {
-                self.notify(&key);
+                self.notify(&key, ChangeCause::Engine);
             } else {
                 self.wakes().quiet(&key, wake_at);
             }

@@ -526,6 +526,61 @@ async fn zero_writes_at_steady_state() {
     controller.stop().await;
 }
 
+/// One reconcile per change: the engine notifies every status change, but those made by the
+/// controller's own commands do not trigger another reconcile (the reconcile already read the
+/// outcome). Before, each change below cost two reconciles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controllers_own_engine_commands_do_not_trigger_another_reconcile() {
+    let (ns, api, controller) = setup("own-commands").await;
+    let steps: [(&str, Value, Phase); 3] = [
+        ("Draft", json!({}), Phase::Draft),
+        ("Published", json!({}), Phase::Live),
+        (
+            "Paused",
+            json!({"pause": {"mode": "Hold", "reason": "copy review"}}),
+            Phase::Paused,
+        ),
+    ];
+    for (reconciles, (state, extra, phase)) in (1u64..).zip(steps) {
+        let mut spec = record_journey(state);
+        if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+            spec.extend(extra.clone());
+        }
+        apply(&ns, "welcome", spec);
+        wait_for(
+            &api,
+            "welcome",
+            &format!("{state}, Ready and current"),
+            WAIT,
+            and(
+                and(in_phase(phase), has_condition("Ready", "True")),
+                observed_generation(reconciles as i64),
+            ),
+        )
+        .await;
+        // The count goes up when the reconcile returns, just after its status write.
+        wait_until(&format!("{reconciles} reconciles"), || {
+            controller.metrics.reconciles() >= reconciles
+        })
+        .await;
+        assert_eq!(
+            controller.metrics.reconciles(),
+            reconciles,
+            "after {state}\n{}",
+            support::dump_journeys(&ns)
+        );
+    }
+    controller.stop().await;
+}
+
+fn observed_generation(generation: i64) -> impl kube::runtime::wait::Condition<Journey> {
+    move |j: Option<&Journey>| {
+        j.and_then(|j| j.status.as_ref())
+            .and_then(|s| s.observed_generation)
+            == Some(generation)
+    }
+}
+
 async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + WAIT;
     while !condition() {

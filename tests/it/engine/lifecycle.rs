@@ -134,21 +134,40 @@ impl HistLen for journey_operator::engine::StatusSnapshot {
     }
 }
 
-/// The change stream carries the keys of journeys whose status changed.
+/// The change stream carries the keys of journeys whose status changed, and whether a
+/// command (whose caller reads the outcome) or the engine itself changed it.
 #[test]
-fn change_stream_reports_keys() {
+fn change_stream_reports_keys_and_causes() {
+    use journey_operator::engine::ChangeCause;
     let h = Harness::new();
     let mut rx = h.engine.subscribe();
     h.apply("ns/j", action_first());
     h.publish("ns/j");
+    let mut drain = || {
+        let mut changes = Vec::new();
+        while let Ok(c) = rx.try_recv() {
+            changes.push(c);
+        }
+        changes
+    };
+    let by_commands = drain();
+    assert_eq!(by_commands.len(), 2, "{by_commands:?}");
+    assert!(
+        by_commands
+            .iter()
+            .all(|c| c.key == "ns/j" && c.cause == ChangeCause::Command),
+        "{by_commands:?}"
+    );
     h.event("p", "Go", json!({}));
     h.run();
-    let mut keys = Vec::new();
-    while let Ok(k) = rx.try_recv() {
-        keys.push(k);
-    }
-    assert!(keys.len() >= 3);
-    assert!(keys.iter().all(|k| k == "ns/j"));
+    let by_engine = drain();
+    assert!(!by_engine.is_empty());
+    assert!(
+        by_engine
+            .iter()
+            .all(|c| c.key == "ns/j" && c.cause == ChangeCause::Engine),
+        "{by_engine:?}"
+    );
 }
 
 /// The async, object-safe API drives the same engine.
