@@ -328,6 +328,17 @@ impl Operator {
             .unwrap_or(0)
     }
 
+    async fn wait_status_writes(&self, n: u64, timeout: Duration) -> Res<()> {
+        let deadline = Instant::now() + timeout;
+        while self.status_writes().await < n {
+            if Instant::now() > deadline {
+                return Err(format!("fewer than {n} status writes after {timeout:?}").into());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok(())
+    }
+
     async fn wait_reconciles(&self, n: u64, timeout: Duration) -> Res<()> {
         let deadline = Instant::now() + timeout;
         while self.reconciles().await < n {
@@ -624,9 +635,15 @@ async fn memory(bench: &Bench) -> Res<()> {
         let before = load();
         let started = Instant::now();
         let mut op = Operator::start(bench, &ns, &bench.data_dir(&format!("{ns}-{run}")), None)?;
+        // Ready alone proves nothing after run 1 (the statuses of the run before are Ready),
+        // and a journey can be reconciled more than once: every run is done when every
+        // journey's status has been written again, since a fresh engine's history carries new
+        // timestamps.
         let result = async {
             tracker.wait_ready(MEMORY_JOURNEYS, READY_TIMEOUT).await?;
             op.wait_reconciles(MEMORY_JOURNEYS as u64, READY_TIMEOUT)
+                .await?;
+            op.wait_status_writes(MEMORY_JOURNEYS as u64, READY_TIMEOUT)
                 .await
         }
         .await;

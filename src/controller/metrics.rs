@@ -32,7 +32,16 @@ pub struct Metrics {
     status_writes: AtomicU64,
     errors: Mutex<BTreeMap<&'static str, u64>>,
     durations: Mutex<Histogram>,
-    journeys: Mutex<HashMap<String, Reported>>,
+    /// By a hash of the journey's key: 10,000 journeys' names would cost more than their
+    /// gauges, and two keys sharing a 64-bit hash is beyond any real cluster.
+    journeys: Mutex<HashMap<u64, Reported>>,
+}
+
+fn journey_id(key: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut hasher);
+    hasher.finish()
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -64,7 +73,7 @@ impl Metrics {
     /// Remembers the journey's phase and profile counts for the by-phase and by-state gauges.
     pub fn observe(&self, key: &str, status: &JourneyStatus) {
         lock(&self.journeys).insert(
-            key.to_string(),
+            journey_id(key),
             Reported {
                 phase: status.phase,
                 profiles: status.profiles.clone().unwrap_or_default(),
@@ -73,7 +82,7 @@ impl Metrics {
     }
 
     pub fn forget(&self, key: &str) {
-        lock(&self.journeys).remove(key);
+        lock(&self.journeys).remove(&journey_id(key));
     }
 
     pub fn reconciles(&self) -> u64 {
@@ -212,5 +221,28 @@ mod tests {
         assert!(text.contains("journey_journeys{phase=\"Paused\"} 1"));
         assert!(text.contains("journey_profiles{state=\"held\"} 7"));
         assert!(!text.contains("secret"), "object names never become labels");
+    }
+
+    #[test]
+    fn a_journey_counts_once_and_goes_when_forgotten() {
+        let m = Metrics::default();
+        let in_phase = |phase| JourneyStatus {
+            phase: Some(phase),
+            ..JourneyStatus::default()
+        };
+        m.observe("ns/a", &in_phase(Phase::Paused));
+        m.observe("ns/a", &in_phase(Phase::Live));
+        m.observe("ns/b", &in_phase(Phase::Live));
+        let text = m.render();
+        assert!(
+            text.contains("journey_journeys{phase=\"Live\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("journey_journeys{phase=\"Paused\"} 0"),
+            "{text}"
+        );
+        m.forget("ns/a");
+        assert!(m.render().contains("journey_journeys{phase=\"Live\"} 1"));
     }
 }
