@@ -328,11 +328,12 @@ impl Operator {
             .unwrap_or(0)
     }
 
-    async fn wait_status_writes(&self, n: u64, timeout: Duration) -> Res<()> {
+    /// Waits until the counter `metric` of `/metrics` reaches `n`.
+    async fn wait_metric(&self, metric: &str, n: u64, timeout: Duration) -> Res<()> {
         let deadline = Instant::now() + timeout;
-        while self.status_writes().await < n {
+        while self.metric(metric).await.unwrap_or(0) < n {
             if Instant::now() > deadline {
-                return Err(format!("fewer than {n} status writes after {timeout:?}").into());
+                return Err(format!("{metric} below {n} after {timeout:?}").into());
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -340,14 +341,8 @@ impl Operator {
     }
 
     async fn wait_reconciles(&self, n: u64, timeout: Duration) -> Res<()> {
-        let deadline = Instant::now() + timeout;
-        while self.reconciles().await < n {
-            if Instant::now() > deadline {
-                return Err(format!("fewer than {n} reconciles after {timeout:?}").into());
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        Ok(())
+        self.wait_metric("journey_reconciles_total", n, timeout)
+            .await
     }
 
     /// (VmRSS, VmHWM) in KiB.
@@ -643,8 +638,12 @@ async fn memory(bench: &Bench) -> Res<()> {
             tracker.wait_ready(MEMORY_JOURNEYS, READY_TIMEOUT).await?;
             op.wait_reconciles(MEMORY_JOURNEYS as u64, READY_TIMEOUT)
                 .await?;
-            op.wait_status_writes(MEMORY_JOURNEYS as u64, READY_TIMEOUT)
-                .await
+            op.wait_metric(
+                "journey_status_writes_total",
+                MEMORY_JOURNEYS as u64,
+                READY_TIMEOUT,
+            )
+            .await
         }
         .await;
         op.alive()?;
