@@ -15,7 +15,12 @@ bin=target/debug/journey-operator
 
 state="$(mktemp -d "${TMPDIR:-/tmp}/journey-run.XXXXXX")"
 CONTROLLER_PID=""
+DEMO_PID=""
 cleanup() {
+  if [ -n "$DEMO_PID" ]; then
+    kill -TERM "$DEMO_PID" 2>/dev/null || true
+    wait "$DEMO_PID" 2>/dev/null || true
+  fi
   if [ -n "$CONTROLLER_PID" ]; then
     kill -TERM "$CONTROLLER_PID" 2>/dev/null || true
     wait "$CONTROLLER_PID" 2>/dev/null || true
@@ -65,4 +70,20 @@ log "applying manifests/examples/ to namespace $ns"
 
 log "feeding simulated profiles and events (Ctrl-C to stop)"
 "$bin" demo --namespace "$ns" --data-plane "http://127.0.0.1:$data_port" \
-  --token-file "$state/token" --interval "${JOURNEY_STATUS_INTERVAL:-2s}"
+  --token-file "$state/token" --interval "${JOURNEY_STATUS_INTERVAL:-2s}" &
+DEMO_PID=$!
+# Whichever ends first ends the main job: a controller that dies must not leave the demo
+# printing a table of '?' forever.
+code=0
+wait -n "$CONTROLLER_PID" "$DEMO_PID" || code=$?
+if ! kill -0 "$CONTROLLER_PID" 2>/dev/null; then
+  wait "$CONTROLLER_PID" 2>/dev/null || code=$?
+  CONTROLLER_PID=""
+  {
+    echo
+    echo "journey-operator run (the controller) exited with status $code; its last log lines ($state/controller.log):"
+    tail -n 40 "$state/controller.log"
+  } >&2
+  exit 1
+fi
+exit "$code"

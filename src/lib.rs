@@ -6,5 +6,6 @@ pub mod controller;
 pub mod dataplane;
 pub mod demo;
 pub mod engine;
+pub mod panics;
 pub mod plan;
 pub mod tls;

@@ -80,3 +80,53 @@ pub fn to_yaml() -> Result<String, serde_yaml::Error> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every expression field of the CRD allows exactly what the expression limits allow, and
+    /// `kubectl explain` says what those limits are.
+    #[test]
+    fn expression_fields_carry_the_expression_limits() {
+        let crd = serde_json::to_value(journey_crd()).expect("json");
+        let mut pending = vec![(String::new(), &crd)];
+        let mut seen = Vec::new();
+        while let Some((name, value)) = pending.pop() {
+            if let Some(properties) = value.get("properties").and_then(|p| p.as_object()) {
+                for (field, schema) in properties {
+                    let is_expression = matches!(field.as_str(), "globalFilter" | "when")
+                        || (field == "condition"
+                            && schema.get("type").and_then(|t| t.as_str()) == Some("string"));
+                    if is_expression {
+                        assert_eq!(
+                            schema["maxLength"],
+                            serde_json::json!(crate::api::journey::MAX_EXPRESSION_LENGTH),
+                            "{name}.{field}"
+                        );
+                        let says = schema["description"].as_str().unwrap_or_default();
+                        let limit = format!("{} levels of nesting", journey_model::expr::MAX_DEPTH);
+                        assert!(says.contains(&limit), "{name}.{field}: {says}");
+                        seen.push(field.clone());
+                    }
+                    pending.push((format!("{name}.{field}"), schema));
+                }
+            }
+            for key in ["items", "additionalProperties"] {
+                if let Some(inner) = value.get(key) {
+                    pending.push((name.clone(), inner));
+                }
+            }
+            if let Some(versions) = value.pointer("/spec/versions").and_then(|v| v.as_array()) {
+                for v in versions {
+                    if let Some(schema) = v.pointer("/schema/openAPIV3Schema") {
+                        pending.push(("spec".into(), schema));
+                    }
+                }
+            }
+        }
+        // globalFilter, four conditions (event entry, audience, waitForEvent, exit shares the
+        // event trigger's schema) and a branch's when.
+        assert!(seen.len() >= 5, "{seen:?}");
+    }
+}

@@ -12,8 +12,9 @@ use super::status::JourneyStatus;
 
 /// Maximum number of steps in one journey; keeps the CRD's CEL cost estimate bounded.
 pub const MAX_STEPS: usize = 100;
-/// Maximum length of a CEL expression in the spec.
-pub const MAX_EXPRESSION_LENGTH: usize = 4096;
+/// Maximum length of a CEL expression in the spec: the CRD's `maxLength` says the same as the
+/// limit every expression is checked against (a unit test keeps them equal).
+pub const MAX_EXPRESSION_LENGTH: usize = journey_model::expr::MAX_BYTES;
 /// Step ids and destination names.
 pub const DNS_LABEL_PATTERN: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 
@@ -57,7 +58,7 @@ pub struct JourneySpec {
     /// A CEL expression over `profile` (its attributes). Profiles for which it is true are
     /// excluded at their next action step, new entrants included. Can be added, changed or
     /// removed only together with (or while) `state: Paused`. Use `has(profile.x)` for optional
-    /// attributes: reading a missing one is an error.
+    /// attributes: reading a missing one is an error. Expression limits: at most 4096 bytes and 32 levels of nesting, 3 nested comprehension macros (README, Expression limits).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 4096))]
     pub global_filter: Option<String>,
@@ -248,6 +249,7 @@ pub struct EventTrigger {
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
     /// CEL over `event` (its payload) and `profile`; the event counts only when true.
+    /// Expression limits: at most 4096 bytes and 32 levels of nesting, 3 nested comprehension macros (README, Expression limits).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 4096))]
     pub condition: Option<String>,
@@ -257,7 +259,7 @@ pub struct EventTrigger {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct AudienceEntry {
-    /// CEL over `profile`: who belongs to the audience.
+    /// CEL over `profile`: who belongs to the audience. Expression limits: at most 4096 bytes and 32 levels of nesting, 3 nested comprehension macros (README, Expression limits).
     #[schemars(length(min = 1, max = 4096))]
     pub condition: String,
     /// Qualification (default): a profile enters when it starts matching. Read: a batch read
@@ -369,7 +371,7 @@ pub struct WaitForEventStep {
     /// The event name.
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
-    /// CEL over `event` and `profile`; only a matching event counts.
+    /// CEL over `event` and `profile`; only a matching event counts. Expression limits: at most 4096 bytes and 32 levels of nesting, 3 nested comprehension macros (README, Expression limits).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 4096))]
     pub condition: Option<String>,
@@ -398,7 +400,7 @@ pub struct ConditionStep {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Branch {
-    /// CEL over `profile`.
+    /// CEL over `profile`. Expression limits: at most 4096 bytes and 32 levels of nesting, 3 nested comprehension macros (README, Expression limits).
     #[schemars(length(min = 1, max = 4096))]
     pub when: String,
     /// The step taken when `when` is true.

@@ -9,7 +9,7 @@ use std::fmt;
 use serde_json::json;
 
 use super::journey::{AudienceMode, Channel, JourneySpec, Step};
-use crate::engine::expr::{Expr, Vars};
+use crate::engine::expr::{self, Vars};
 use crate::engine::schedule::CronSchedule;
 
 /// One problem, with the field it concerns.
@@ -175,15 +175,15 @@ fn check_expression(
     field: &str,
     problem: &mut impl FnMut(String, String),
 ) {
-    let expr = match Expr::compile(source, vars) {
-        Ok(expr) => expr,
+    let compiled = match expr::compile(source, vars) {
+        Ok(compiled) => compiled,
         Err(e) => return problem(field.to_string(), e.to_string()),
     };
     // A sample with no attributes: a missing attribute is an error the author guards with
     // has(), so only errors that no profile could avoid are reported.
     let sample = json!({});
     let event = (vars == Vars::ProfileAndEvent).then_some(&sample);
-    if let Err(e) = expr.eval_bool(&sample, event) {
+    if let Err(e) = compiled.eval_bool(&sample, event) {
         let message = e.to_string();
         if !message.contains("No such key") {
             problem(field.to_string(), message);
@@ -465,5 +465,67 @@ mod tests {
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].field, "spec.steps[2].action.destination");
         assert!(found[0].message.contains("crm-hook"));
+    }
+
+    /// Every generated worst case at the CRD's maximum length, in every field that holds an
+    /// expression: refused with that field's path and the limit (or accepted, for the shapes
+    /// that are valid and shallow), never a crash.
+    #[test]
+    fn worst_case_expressions_are_refused_in_every_field_with_its_path() {
+        use journey_model::expr::worst_cases::{Verdict, at_length};
+        type Place = Box<dyn Fn(&mut Value, &str)>;
+        let fields: Vec<(&str, Place)> = vec![
+            (
+                "spec.globalFilter",
+                Box::new(|v, e| {
+                    v["state"] = json!("Paused");
+                    v["globalFilter"] = json!(e);
+                }),
+            ),
+            (
+                "spec.entry.event.condition",
+                Box::new(|v, e| v["entry"]["event"]["condition"] = json!(e)),
+            ),
+            (
+                "spec.entry.audience.condition",
+                Box::new(|v, e| v["entry"] = json!({"audience": {"condition": e}})),
+            ),
+            (
+                "spec.exit[0].event.condition",
+                Box::new(|v, e| v["exit"] = json!([{"event": {"name": "Bought", "condition": e}}])),
+            ),
+            (
+                "spec.steps[1].condition.branches[0].when",
+                Box::new(|v, e| v["steps"][1]["condition"]["branches"][0]["when"] = json!(e)),
+            ),
+            (
+                "spec.steps[0].waitForEvent.condition",
+                Box::new(|v, e| {
+                    v["steps"][0] = json!({"id": "wait", "waitForEvent":
+                        {"name": "Opened", "condition": e, "timeout": "1h"}});
+                }),
+            ),
+        ];
+        let cases = at_length(crate::api::journey::MAX_EXPRESSION_LENGTH);
+        for case in &cases {
+            for (field, edit) in &fields {
+                let found = problems(&spec(|v| edit(v, &case.source)));
+                let here: Vec<&String> = found
+                    .iter()
+                    .filter(|p| p.starts_with(&format!("{field}:")))
+                    .collect();
+                match case.verdict {
+                    Verdict::Accepted => assert!(here.is_empty(), "{}: {here:?}", case.name),
+                    Verdict::SyntaxError => assert_eq!(here.len(), 1, "{}: {found:?}", case.name),
+                    Verdict::TooDeep => {
+                        assert_eq!(here.len(), 1, "{} in {field}: {found:?}", case.name);
+                        let limit =
+                            format!("the limit is {} levels", journey_model::expr::MAX_DEPTH);
+                        assert!(here[0].contains(&limit), "{}", here[0]);
+                        assert!(here[0].len() < 600, "an excerpt, not 4 KB: {}", here[0]);
+                    }
+                }
+            }
+        }
     }
 }

@@ -124,6 +124,8 @@ impl Metrics {
             );
         }
 
+        crate::panics::render(&mut out);
+
         let h = lock(&self.durations);
         let _ = writeln!(
             out,

@@ -209,8 +209,25 @@ fn cond(
         type_,
         status,
         reason,
-        message: message.into(),
+        message: bounded(message.into()),
     }
+}
+
+/// A condition message is at most this long: a journey with many problems (or a library that
+/// quotes its input at length) must not make the status too large to write.
+pub const MAX_CONDITION_MESSAGE: usize = 8 * 1024;
+
+fn bounded(mut message: String) -> String {
+    if message.len() > MAX_CONDITION_MESSAGE {
+        let mut end = MAX_CONDITION_MESSAGE - 40;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        let total = message.len();
+        message.truncate(end);
+        message.push_str(&format!("… ({total} bytes in all)"));
+    }
+    message
 }
 
 /// The phase the spec asks for, when the engine has settled.

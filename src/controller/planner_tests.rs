@@ -481,3 +481,27 @@ fn transition_times_move_only_when_a_condition_flips() {
         "steady state produces the identical status: zero writes"
     );
 }
+
+#[test]
+fn a_huge_problem_list_is_cut_to_a_condition_message_that_can_be_written() {
+    let s = spec("Published", json!({}));
+    let huge = format!("spec.globalFilter: {}", "é".repeat(20_000));
+    let status = status_for(&s, EngineView::Unknown, Some(&Block::Invalid(huge)));
+    let stalled = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Stalled")
+        .expect("Stalled");
+    assert_eq!(stalled.status, "True");
+    assert!(
+        stalled.message.len() <= MAX_CONDITION_MESSAGE,
+        "{}",
+        stalled.message.len()
+    );
+    assert!(
+        stalled.message.ends_with("bytes in all)"),
+        "{}",
+        &stalled.message[8000..]
+    );
+    assert!(stalled.message.starts_with("spec.globalFilter: é"));
+}

@@ -12,6 +12,7 @@ pub const ENGINE_UNAVAILABLE: &str = "EngineUnavailable";
 pub const STATUS_WRITE_FAILED: &str = "StatusWriteFailed";
 pub const FINALIZER_FAILED: &str = "FinalizerFailed";
 pub const CACHE_UNREADABLE: &str = "CacheUnreadable";
+pub const RECONCILE_PANICKED: &str = "ReconcilePanicked";
 pub const APPLYING: &str = "Applying";
 pub const RESUMING: &str = "Resuming";
 // Ready.

@@ -24,6 +24,7 @@ use crate::api::journey::{DeletionPolicy, Journey};
 use crate::api::status::{JourneyStatus, Phase};
 use crate::api::validate::{Problem, ValidationContext, validate};
 use crate::engine::{DesiredLifecycle, EngineError, JourneyEngine, RequestKind, RequestOutcome};
+use crate::panics::Place;
 
 pub const FINALIZER: &str = "journey.dev/engine";
 pub const FIELD_MANAGER: &str = "journey-operator";
@@ -88,6 +89,9 @@ pub enum ReconcileError {
     NoNamespace,
     #[error("CacheUnreadable: {0}")]
     Cache(#[from] CacheError),
+    /// A bug hit while reconciling this journey: it fails alone and is retried with backoff.
+    #[error("ReconcilePanicked: {0}")]
+    Panicked(String),
 }
 
 impl ReconcileError {
@@ -98,6 +102,7 @@ impl ReconcileError {
             ReconcileError::Engine(_) => r::ENGINE_UNAVAILABLE,
             ReconcileError::Finalizer(_) | ReconcileError::NoNamespace => r::FINALIZER_FAILED,
             ReconcileError::Cache(_) => r::CACHE_UNREADABLE,
+            ReconcileError::Panicked(_) => r::RECONCILE_PANICKED,
         }
     }
 }
@@ -145,7 +150,10 @@ pub async fn reconcile(
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
     let started = Instant::now();
-    let result = reconcile_journey(cached.unpack()?, &ctx).await;
+    let journey = cached.unpack()?;
+    let result = crate::panics::catching(Place::Reconcile, reconcile_journey(journey, &ctx))
+        .await
+        .unwrap_or_else(|message| Err(ReconcileError::Panicked(message)));
     ctx.metrics.record_reconcile(started.elapsed());
     if result.is_ok() {
         let key =

@@ -255,7 +255,7 @@ pub fn document(limits: &Limits) -> Value {
                 "FilterCandidate": {
                     "type": "object", "required": ["filter"], "additionalProperties": false,
                     "properties": {
-                        "filter": {"type": "string", "minLength": 1, "maxLength": MAX_FILTER_BYTES, "description": "A CEL expression over `profile`, as in spec.globalFilter; 400 when it does not compile.", "example": "has(profile.country) && profile.country == 'FR'"}
+                        "filter": {"type": "string", "minLength": 1, "maxLength": MAX_FILTER_BYTES, "description": "A CEL expression over `profile`, as in spec.globalFilter. 400 with field `filter` when it is refused: nested more than 32 levels deep (each bracket, call, member access, index, unary operator, ternary and operator of a chain adds one; a chain of && or || adds the log2 of its length), more than 3 comprehension macros nested in one another, a syntax error, a variable other than `profile`, or a result that is never a boolean (e.g. `1 + 2`).", "example": "has(profile.country) && profile.country == 'FR'"}
                     }
                 },
                 "FilterMatches": {

@@ -13,6 +13,7 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Serialize;
 use tokio::sync::watch;
+use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 
 use super::auth::{BearerToken, require_bearer};
@@ -22,7 +23,7 @@ use super::config::{
 use super::error::{ApiError, engine_error};
 use super::input::{self, QueryParams};
 use super::openapi;
-use crate::engine::{DataPlane, Delivery, DeliveryStatus, Millis};
+use crate::engine::{DataPlane, Delivery, DeliveryStatus, EngineError, Millis};
 
 pub const EVENTS: &str = "/v1/events";
 pub const EVENTS_BATCH: &str = "/v1/events/batch";
@@ -92,7 +93,19 @@ pub(crate) fn build(
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(middleware::from_fn(trace))
+        .layer(CatchPanicLayer::custom(panic_response))
         .with_state(state)
+}
+
+/// A bug hit by one request answers 500 for that request alone (counted in
+/// `journey_panics_total{where="data-plane"}`); the server and every other request go on.
+fn panic_response(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    crate::panics::record(crate::panics::Place::DataPlane, payload.as_ref());
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal error while handling the request; see the operator's log",
+    )
+    .into_response()
 }
 
 /// One span per request with the method and the route template (never the concrete path,
@@ -367,8 +380,10 @@ async fn run_history(
 
 /// `POST /v1/journeys/{namespace}/{name}/filter-matches` with `{"filter": "..."}`: how many of
 /// the journey's in-flight profiles the candidate global filter matches right now (what
-/// `plan --cluster` reports before a pull request sets it). Read-only; 400 when the filter
-/// does not compile, 404 for an unknown journey.
+/// `plan --cluster` reports before a pull request sets it). Read-only; 400 with `field:
+/// "filter"` when the filter is refused (too deep or too large for the expression limits, a
+/// syntax error, a variable other than `profile`, a result that is never a boolean), 404 for
+/// an unknown journey.
 async fn filter_matches(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
@@ -382,6 +397,9 @@ async fn filter_matches(
         .dataplane
         .filter_matches(&key, &filter)
         .await
-        .map_err(engine_error)?;
+        .map_err(|e| match e {
+            EngineError::CelCompile { .. } => ApiError::bad_field("filter", e.to_string()),
+            e => engine_error(e),
+        })?;
     Ok(Json(matches))
 }

@@ -15,7 +15,7 @@ use super::definition::{
 use super::defs::{COMPILED_DEFINITIONS_KEPT, DefinitionCache, EntryKind};
 use super::destinations::DestinationConfig;
 use super::error::{EngineError, Result, json_err};
-use super::expr::{Expr, Vars};
+use super::expr::{self, Expr, Vars};
 use super::lifecycle::*;
 use super::store::{
     Delivery, DeliveryFilter, DeliveryStatus, Enrollment, EnrollmentState as ES, JourneyRow,
@@ -365,7 +365,7 @@ impl<S: Store> Engine<S> {
         {
             return Ok(e.clone());
         }
-        let e = Arc::new(Expr::compile(src, Vars::Profile)?);
+        let e = Arc::new(expr::compile(src, Vars::Profile)?);
         if let Ok(mut m) = self.inner.filters.lock() {
             m.insert(src.to_string(), e.clone());
         }
@@ -445,7 +445,7 @@ impl<S: Store> Engine<S> {
         if let DesiredLifecycle::Paused(o) = &desired
             && let Some(f) = &o.global_filter
         {
-            Expr::compile(f, Vars::Profile)?;
+            expr::compile(f, Vars::Profile)?;
         }
         let now = self.now();
         self.write(|tx| {
@@ -1272,7 +1272,7 @@ impl<S: Store> Engine<S> {
     /// is never blocked behind a scan of millions, which also means the counts are a
     /// near-instant picture, not one snapshot.
     pub fn filter_matches_blocking(&self, key: &str, filter: &str) -> Result<FilterMatches> {
-        let expr = Expr::compile(filter, Vars::Profile)?;
+        let candidate = expr::compile(filter, Vars::Profile)?;
         let (journey_id, epoch) = self.inner.store.read(|tx| {
             let row = tx
                 .journey_for_update(key)?
@@ -1290,7 +1290,7 @@ impl<S: Store> Engine<S> {
                 after = *last;
                 for (_, attrs) in &page {
                     out.in_flight += 1;
-                    match expr.eval_bool(attrs, None) {
+                    match candidate.eval_bool(attrs, None) {
                         Ok(true) => out.matching += 1,
                         Ok(false) => {}
                         Err(_) => out.evaluation_errors += 1,

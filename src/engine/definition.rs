@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use super::destinations::DestinationConfig;
 use super::duration::parse_positive_duration_ms;
 use super::error::{EngineError, Result};
-use super::expr::{Expr, Vars};
+use super::expr::{self, Expr, Vars};
 use super::schedule::CronSchedule;
 
 /// Default global per-profile timeout: 2184h (91 days).
@@ -443,7 +443,7 @@ pub fn compile(def: &Definition, dests: &DestinationConfig) -> Result<CompiledDe
     let entry = match (&def.entry.event, &def.entry.audience) {
         (Some(ev), None) => {
             let condition = match &ev.condition {
-                Some(c) => match Expr::compile(c, Vars::ProfileAndEvent) {
+                Some(c) => match expr::compile(c, Vars::ProfileAndEvent) {
                     Ok(e) => Some(e),
                     Err(e) => {
                         push(format!("entry.event.condition: {e}"));
@@ -457,7 +457,7 @@ pub fn compile(def: &Definition, dests: &DestinationConfig) -> Result<CompiledDe
                 condition,
             })
         }
-        (None, Some(a)) => match Expr::compile(&a.condition, Vars::Profile) {
+        (None, Some(a)) => match expr::compile(&a.condition, Vars::Profile) {
             Err(e) => {
                 push(format!("entry.audience.condition: {e}"));
                 None
@@ -501,7 +501,7 @@ pub fn compile(def: &Definition, dests: &DestinationConfig) -> Result<CompiledDe
     let mut exits = Vec::new();
     for (i, x) in def.exit.iter().enumerate() {
         let cond = match &x.event.condition {
-            Some(c) => match Expr::compile(c, Vars::ProfileAndEvent) {
+            Some(c) => match expr::compile(c, Vars::ProfileAndEvent) {
                 Ok(e) => Some(e),
                 Err(e) => {
                     push(format!("exit[{i}].event.condition: {e}"));
@@ -577,7 +577,7 @@ pub fn compile(def: &Definition, dests: &DestinationConfig) -> Result<CompiledDe
             }
         } else if let Some(w) = &s.wait_for_event {
             let condition = match &w.condition {
-                Some(c) => match Expr::compile(c, Vars::ProfileAndEvent) {
+                Some(c) => match expr::compile(c, Vars::ProfileAndEvent) {
                     Ok(e) => Some(e),
                     Err(e) => {
                         problems.push(format!("{p}.waitForEvent.condition: {e}"));
@@ -614,7 +614,7 @@ pub fn compile(def: &Definition, dests: &DestinationConfig) -> Result<CompiledDe
                     &br.next,
                     &mut problems,
                 );
-                match Expr::compile(&br.when, Vars::Profile) {
+                match expr::compile(&br.when, Vars::Profile) {
                     Ok(e) => {
                         if let Some(t) = target {
                             branches.push((e, t));

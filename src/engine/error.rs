@@ -10,9 +10,15 @@ pub enum EngineError {
     InvalidDefinition(String),
     #[error("invalid duration {value:?}: expected Go-style ^([0-9]+(h|m|s))+$")]
     InvalidDuration { value: String },
-    #[error("invalid CEL expression {expr:?}: {message}")]
+    #[error(
+        "invalid CEL expression {:?}: {message}",
+        journey_model::expr::excerpt(expr)
+    )]
     CelCompile { expr: String, message: String },
-    #[error("CEL evaluation of {expr:?} failed: {message}")]
+    #[error(
+        "CEL evaluation of {:?} failed: {message}",
+        journey_model::expr::excerpt(expr)
+    )]
     CelEval { expr: String, message: String },
     #[error("invalid cron schedule {cron:?} in time zone {tz:?}: {message}")]
     InvalidSchedule {

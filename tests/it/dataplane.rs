@@ -1014,3 +1014,101 @@ async fn concurrent_events_are_all_ingested() {
         p.shutdown().await;
     }
 }
+
+/// A data plane with a bug in every call: what a panic inside one request does to the server.
+struct Buggy;
+
+impl DataPlane for Buggy {
+    fn upsert_profile(
+        &self,
+        _: &str,
+        _: Value,
+    ) -> journey_operator::engine::BoxFuture<journey_operator::engine::Result<()>> {
+        Box::pin(async { panic!("a bug in upsert_profile") })
+    }
+    fn ingest_event(
+        &self,
+        _: &str,
+        _: &str,
+        _: Value,
+    ) -> journey_operator::engine::BoxFuture<journey_operator::engine::Result<()>> {
+        Box::pin(async { panic!("a bug in ingest_event") })
+    }
+    fn list_deliveries(
+        &self,
+        _: Option<&str>,
+        _: Option<&str>,
+        _: Option<i64>,
+    ) -> journey_operator::engine::BoxFuture<
+        journey_operator::engine::Result<Vec<journey_operator::engine::Delivery>>,
+    > {
+        Box::pin(async { panic!("a bug in list_deliveries") })
+    }
+    fn run_history(
+        &self,
+        _: &str,
+        _: i64,
+    ) -> journey_operator::engine::BoxFuture<
+        journey_operator::engine::Result<Vec<journey_operator::engine::store::RunRecord>>,
+    > {
+        Box::pin(async { panic!("a bug in run_history") })
+    }
+    fn filter_matches(
+        &self,
+        _: &str,
+        _: &str,
+    ) -> journey_operator::engine::BoxFuture<
+        journey_operator::engine::Result<journey_operator::engine::FilterMatches>,
+    > {
+        Box::pin(async { panic!("a bug in filter_matches") })
+    }
+}
+
+#[tokio::test]
+async fn a_panic_in_one_request_answers_500_and_the_server_goes_on() {
+    use journey_operator::panics::{Place, count};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, TOKEN).expect("write token");
+    let config = DataPlaneConfig::new("127.0.0.1:0".parse().expect("addr"), token_file);
+    let (_serving, serving_rx) = watch::channel(true);
+    let server = DataPlaneServer::bind(&config, Arc::new(Buggy), serving_rx)
+        .await
+        .expect("bind");
+    let base = format!("http://{}", server.local_addr());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(server.serve(async move {
+        let _ = stopped.await;
+    }));
+    let http = journey_operator::tls::http_client_builder()
+        .build()
+        .expect("http client");
+    let before = count(Place::DataPlane);
+    for _ in 0..3 {
+        let res = http
+            .post(format!("{base}/v1/events"))
+            .bearer_auth(TOKEN)
+            .json(&json!({"profileId": "p", "name": "Go"}))
+            .send()
+            .await
+            .expect("an answer, not a dropped connection");
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body: Value = res.json().await.expect("json body");
+        assert!(
+            body["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("internal error")),
+            "{body}"
+        );
+    }
+    assert!(count(Place::DataPlane) >= before + 3);
+    // The server still answers what does not reach the bug.
+    let res = http
+        .get(format!("{base}/openapi.json"))
+        .send()
+        .await
+        .expect("openapi");
+    assert_eq!(res.status(), StatusCode::OK);
+    let _ = stop.send(());
+    task.await.expect("join").expect("served");
+}
