@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, broadcast};
 
 use super::api::{Change, ChangeCause};
-use super::clock::{Clock, Millis};
+use super::clock::{Clock, Millis, SECOND};
 use super::definition::{
     CEntry, CStepKind, CompiledDefinition, Definition, OnExpiry, PauseEntries, PauseMode,
     PauseWaits, compile,
@@ -1347,39 +1347,60 @@ impl<S: Store> Engine<S> {
     /// global timeout, releases, audience reads, then due enrollments in
     /// batches (one `BEGIN IMMEDIATE` transaction per batch, lifecycle re-read
     /// inside each). Restart-safe: all state is in the store.
+    ///
+    /// A journey whose visit fails (a stored definition that no longer compiles, a busy store)
+    /// is logged and visited again later (after a second for the store, after
+    /// [`MAX_QUIET_MS`] otherwise); the tick goes on with the others. Returning at the first
+    /// failure would starve every journey after it: after a start they are listed once and
+    /// not visited again until something touches them.
     pub fn tick(&self) -> Result<TickReport> {
         let mut report = TickReport::default();
         for (jid, key) in self.visits(self.now())? {
             self.wakes().begin(&key);
-            let mut r = TickReport::default();
-            let mut changed = false;
-            let mut wake_at;
-            loop {
-                self.yield_to_priority();
-                let h = self.housekeeping(jid)?;
-                r.add(h.report);
-                changed |= h.changed;
-                wake_at = h.wake_at;
-                if !h.more {
-                    break;
+            match self.visit(jid, &key) {
+                Ok(r) => report.add(r),
+                Err(e) => {
+                    let retry_in = match e {
+                        EngineError::Sqlite { .. } => SECOND,
+                        _ => MAX_QUIET_MS,
+                    };
+                    tracing::warn!(journey = %key, error = %e, retry_in_ms = retry_in, "scheduler visit failed");
+                    self.wakes().quiet(&key, self.now() + retry_in);
                 }
             }
-            loop {
-                self.yield_to_priority();
-                let (b, more) = self.advance_batch(jid)?;
-                r.add(b);
-                if !more {
-                    break;
-                }
-            }
-            if changed || !r.is_idle() {
-                self.notify(&key, ChangeCause::Engine);
-            } else {
-                self.wakes().quiet(&key, wake_at);
-            }
-            report.add(r);
         }
         Ok(report)
+    }
+
+    /// One journey's share of a tick: housekeeping, then its due enrollments.
+    fn visit(&self, jid: i64, key: &str) -> Result<TickReport> {
+        let mut r = TickReport::default();
+        let mut changed = false;
+        let mut wake_at;
+        loop {
+            self.yield_to_priority();
+            let h = self.housekeeping(jid)?;
+            r.add(h.report);
+            changed |= h.changed;
+            wake_at = h.wake_at;
+            if !h.more {
+                break;
+            }
+        }
+        loop {
+            self.yield_to_priority();
+            let (b, more) = self.advance_batch(jid)?;
+            r.add(b);
+            if !more {
+                break;
+            }
+        }
+        if changed || !r.is_idle() {
+            self.notify(key, ChangeCause::Engine);
+        } else {
+            self.wakes().quiet(key, wake_at);
+        }
+        Ok(r)
     }
 
     /// One housekeeping transaction for one journey (time-based transitions,

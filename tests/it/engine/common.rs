@@ -33,6 +33,20 @@ impl Harness {
         Self { engine, clock, dir }
     }
 
+    /// The engine stopped and opened again on the same file and clock (a process restart).
+    pub fn reopen(self) -> Self {
+        let Harness { engine, clock, dir } = self;
+        drop(engine);
+        let store = SqliteStore::open(dir.path().join("engine.db")).expect("open store");
+        let engine =
+            Engine::new(store, Arc::new(clock.clone()), EngineConfig::default()).expect("engine");
+        Self { engine, clock, dir }
+    }
+
+    pub fn db(&self) -> std::path::PathBuf {
+        self.dir.path().join("engine.db")
+    }
+
     pub fn now(&self) -> i64 {
         self.engine.now()
     }

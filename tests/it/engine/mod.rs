@@ -8,6 +8,7 @@ mod lifecycle;
 mod pause;
 mod resume;
 mod runs;
+mod scheduler;
 mod steps;
 mod store_conformance;
 mod versions;
