@@ -58,6 +58,17 @@ fn main() {
     } else {
         "release"
     };
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
+            })
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!("machine: {cpu}, {cores} cores available");
     println!(
         "stack needed at the limits ({profile} build; guaranteed: parse {} KiB, evaluation {} KiB)",
         PARSE_STACK_BYTES / 1024,
