@@ -4,6 +4,7 @@
 mod common;
 mod crash;
 mod entrance;
+mod expressions;
 mod lifecycle;
 mod pause;
 mod resume;
