@@ -31,6 +31,9 @@ pub struct Metrics {
     reconciles: AtomicU64,
     status_writes: AtomicU64,
     errors: Mutex<BTreeMap<&'static str, u64>>,
+    /// Webhook deliveries not sent because the destination's credentials file could not be
+    /// read, by destination (operator-configured names: a bounded label).
+    credential_errors: Mutex<BTreeMap<String, u64>>,
     durations: Mutex<Histogram>,
     /// By a hash of the journey's key: 10,000 journeys' names would cost more than their
     /// gauges, and two keys sharing a 64-bit hash is beyond any real cluster.
@@ -60,6 +63,12 @@ impl Metrics {
                 h.counts[i] += 1;
             }
         }
+    }
+
+    pub fn record_credential_error(&self, destination: &str) {
+        *lock(&self.credential_errors)
+            .entry(destination.to_string())
+            .or_insert(0) += 1;
     }
 
     pub fn record_status_write(&self) {
@@ -125,6 +134,16 @@ impl Metrics {
         }
 
         crate::panics::render(&mut out);
+        let _ = writeln!(
+            out,
+            "# HELP journey_webhook_credential_errors_total Webhook deliveries not sent because the destination's credentials file could not be read.\n# TYPE journey_webhook_credential_errors_total counter"
+        );
+        for (destination, count) in lock(&self.credential_errors).iter() {
+            let _ = writeln!(
+                out,
+                "journey_webhook_credential_errors_total{{destination=\"{destination}\"}} {count}"
+            );
+        }
 
         let h = lock(&self.durations);
         let _ = writeln!(
@@ -206,6 +225,8 @@ mod tests {
         let m = Metrics::default();
         m.record_reconcile(Duration::from_millis(20));
         m.record_error("EngineUnavailable");
+        m.record_credential_error("crm");
+        m.record_credential_error("crm");
         let status = JourneyStatus {
             phase: Some(Phase::Paused),
             profiles: Some(ProfileCounts {
@@ -222,6 +243,8 @@ mod tests {
         assert!(text.contains("journey_reconcile_duration_seconds_bucket{le=\"0.01\"} 0"));
         assert!(text.contains("journey_journeys{phase=\"Paused\"} 1"));
         assert!(text.contains("journey_profiles{state=\"held\"} 7"));
+        assert!(text.contains("journey_webhook_credential_errors_total{destination=\"crm\"} 2"));
+        assert!(text.contains("journey_panics_total{where=\"data-plane\"}"));
         assert!(!text.contains("secret"), "object names never become labels");
     }
 

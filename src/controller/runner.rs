@@ -271,6 +271,7 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         engine.clone(),
         Arc::new(transport),
         Duration::from_millis(200),
+        metrics.clone(),
     );
     lazy.set(Arc::new(engine.clone()));
     let _ = serving_tx.send(true);

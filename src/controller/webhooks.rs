@@ -10,6 +10,7 @@ use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 use tracing::warn;
 
+use super::metrics::Metrics;
 use crate::engine::Engine;
 use crate::engine::store::Store;
 use crate::engine::webhook::{RateLimiter, SendOutcome, WebhookRequest, WebhookTransport};
@@ -72,6 +73,7 @@ pub fn spawn_sender<S: Store>(
     engine: Engine<S>,
     transport: Arc<dyn WebhookTransport>,
     idle: Duration,
+    metrics: Arc<Metrics>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let recovering = engine.clone();
@@ -87,7 +89,12 @@ pub fn spawn_sender<S: Store>(
                 tokio::task::spawn_blocking(move || e.send_webhooks_once(t.as_ref(), &l, 500))
                     .await;
             let busy = match pass {
-                Ok(Ok(report)) => report.sent + report.retried + report.failed > 0,
+                Ok(Ok(report)) => {
+                    for destination in &report.credential_errors {
+                        metrics.record_credential_error(destination);
+                    }
+                    report.sent + report.retried + report.failed > 0
+                }
                 Ok(Err(e)) => {
                     warn!(%e, "webhook sender pass failed");
                     false

@@ -107,6 +107,8 @@ pub(crate) struct Inner<S: Store> {
     /// Which journeys the scheduler may skip, so an idle tick costs O(changed journeys), not
     /// one write transaction per journey.
     wakes: Mutex<Wakes>,
+    /// Destination credentials, read again when their files change.
+    pub(crate) credentials: super::credentials::CredentialFiles,
 }
 
 /// The journey engine. Cheap to clone (shared state).
@@ -234,6 +236,7 @@ impl<S: Store> Engine<S> {
                 priority: std::sync::atomic::AtomicUsize::new(0),
                 held_cache: Mutex::new(None),
                 wakes: Mutex::new(Wakes::default()),
+                credentials: Default::default(),
             }),
         })
     }

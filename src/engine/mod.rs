@@ -15,6 +15,7 @@
 pub mod api;
 pub mod clock;
 pub mod core;
+pub mod credentials;
 pub mod definition;
 mod defs;
 pub mod destinations;

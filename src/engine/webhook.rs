@@ -9,9 +9,13 @@
 //! exponential backoff (1 s, 2 s, 4 s ... capped at 1 h), or `Failed` after
 //! [`MAX_ATTEMPTS`] or on a permanent (4xx other than 408/429) error.
 //!
-//! The HTTP transport itself is pluggable; this crate ships no HTTP client
-//! yet (the operator will provide one, e.g. reqwest/hyper with rustls). Tests
-//! use an in-memory transport.
+//! A destination's credentials file is read once and again when it changes
+//! ([`super::credentials`]); when it cannot be read the request is not sent at
+//! all: the attempt is recorded with the reason and retried with backoff, so a
+//! misconfigured or rotating Secret never sends a request without credentials.
+//!
+//! The HTTP transport is pluggable: the operator's is reqwest with rustls
+//! (`controller/webhooks.rs`); tests also use an in-memory transport.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -106,13 +110,16 @@ pub fn backoff_ms(attempts: i64) -> i64 {
 }
 
 /// What one sender pass did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SendReport {
     pub sent: usize,
     pub retried: usize,
     pub failed: usize,
     /// Claimed but not attempted because of the rate limit (back to Pending).
     pub throttled: usize,
+    /// Not sent because the destination's credentials file could not be read (counted in
+    /// `retried` or `failed` too), by destination.
+    pub credential_errors: Vec<String>,
 }
 
 impl<S: Store> Engine<S> {
@@ -159,19 +166,28 @@ impl<S: Store> Engine<S> {
                 report.throttled += 1;
                 continue;
             }
-            let credentials = dest
-                .credentials_file
-                .as_ref()
-                .and_then(|p| std::fs::read_to_string(p).ok())
-                .map(|s| s.trim().to_string());
-            let req = WebhookRequest {
-                destination: d.destination.clone(),
-                url: dest.url.clone(),
-                idempotency_key: d.idempotency_key(),
-                credentials,
-                body: body(&d),
+            let credentials = match &dest.credentials_file {
+                None => Ok(None),
+                Some(path) => self
+                    .inner
+                    .credentials
+                    .read(std::path::Path::new(path))
+                    .map(Some),
             };
-            let outcome = transport.post(&req);
+            let outcome = match credentials {
+                Ok(credentials) => transport.post(&WebhookRequest {
+                    destination: d.destination.clone(),
+                    url: dest.url.clone(),
+                    idempotency_key: d.idempotency_key(),
+                    credentials,
+                    body: body(&d),
+                }),
+                Err(reason) => {
+                    tracing::warn!(destination = %d.destination, %reason, "webhook not sent");
+                    report.credential_errors.push(d.destination.clone());
+                    SendOutcome::Retry(reason)
+                }
+            };
             self.store().write(|tx| {
                 let attempts = tx.delivery_attempts(&d)? + 1;
                 match &outcome {

@@ -177,3 +177,30 @@ fn webhook_rate_limit() {
         5
     );
 }
+
+/// An unreadable credentials file fails closed: nothing is sent (never a request without
+/// credentials), the attempt is recorded with the reason and retried with backoff; once the
+/// file is readable the delivery goes out with it.
+#[test]
+fn webhook_not_sent_without_its_credentials() {
+    let (h, dir) = harness(None);
+    let token = dir.path().join("token");
+    std::fs::remove_file(&token).expect("remove the credentials");
+    let t = Fake::default();
+    let l = RateLimiter::default();
+    h.event("p", "Go", json!({}));
+    let r = h.engine.send_webhooks_once(&t, &l, 100).expect("send");
+    assert_eq!((r.sent, r.retried), (0, 1));
+    assert_eq!(r.credential_errors, vec!["crm".to_string()]);
+    assert!(t.seen.lock().expect("lock").is_empty(), "no request at all");
+    let d = h.deliveries("ns/w");
+    assert_eq!(d[0].status, DeliveryStatus::Pending);
+
+    std::fs::write(&token, "rotated\n").expect("write");
+    h.clock.advance_ms(S);
+    let r = h.engine.send_webhooks_once(&t, &l, 100).expect("send");
+    assert_eq!(r.sent, 1);
+    let seen = t.seen.lock().expect("lock").clone();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].credentials.as_deref(), Some("rotated"));
+}
