@@ -553,17 +553,8 @@ async fn announce(
             )
             .await;
         }
-        if condition.type_ == "Paused" && condition.reason == r::PAUSE_EXPIRED {
-            publish(
-                ctx,
-                journey,
-                EventType::Warning,
-                r::PAUSE_EXPIRED,
-                condition.message.clone(),
-            )
-            .await;
-        }
     }
+    // PauseExpired is a False condition (Paused=False), so the loop above never sees it.
     if let Some(c) = desired
         .conditions
         .iter()
