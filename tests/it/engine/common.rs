@@ -33,6 +33,16 @@ impl Harness {
         Self { engine, clock, dir }
     }
 
+    /// An engine on a copy of `db` (a fixture is never written to), its clock at `now`.
+    pub fn open_copy(db: &std::path::Path, now: i64, config: EngineConfig) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::copy(db, dir.path().join("engine.db")).expect("copy the database");
+        let clock = VirtualClock::new(now);
+        let store = SqliteStore::open(dir.path().join("engine.db")).expect("open store");
+        let engine = Engine::new(store, Arc::new(clock.clone()), config).expect("engine");
+        Self { engine, clock, dir }
+    }
+
     /// The engine stopped and opened again on the same file and clock (a process restart).
     pub fn reopen(self) -> Self {
         let Harness { engine, clock, dir } = self;

@@ -12,5 +12,6 @@ mod runs;
 mod scheduler;
 mod steps;
 mod store_conformance;
+mod upgrade;
 mod versions;
 mod webhook;
