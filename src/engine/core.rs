@@ -1133,6 +1133,7 @@ impl<S: Store> Engine<S> {
             entered_at: now,
             updated_at: now,
             reason: None,
+            hops: 0,
         };
         tx.insert_enrollment(&e)?;
         Ok(if queue { Enter::Queued } else { Enter::Entered })
@@ -1205,6 +1206,7 @@ impl<S: Store> Engine<S> {
                         match step.next {
                             Some(n) => {
                                 e.step = n as i64;
+                                e.hops += 1;
                                 e.state = ES::Active;
                                 e.due_at = Some(now);
                             }
@@ -1759,6 +1761,7 @@ impl<S: Store> Engine<S> {
                                 profile_seq: e.profile_seq,
                                 step_key: step_key(&step.id),
                                 entry_no: e.entry_no,
+                                visit: e.hops,
                                 version: e.version,
                                 step_id: step.id.clone(),
                                 profile_id: String::new(),
@@ -1787,6 +1790,7 @@ impl<S: Store> Engine<S> {
                     match next {
                         Some(i) => {
                             e.step = i as i64;
+                            e.hops += 1;
                             e.state = ES::Active;
                             e.due_at = Some(now);
                             rep.advanced += 1;

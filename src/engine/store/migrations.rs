@@ -130,6 +130,50 @@ CREATE INDEX del_held_journey ON deliveries (journey_id) WHERE status = 2;
 CREATE INDEX del_sending ON deliveries (journey_id) WHERE status = 5;
 "#,
     ),
+    (
+        5,
+        // The visit number: a loop that passes the same action twice in one entry records two
+        // deliveries. `hops` counts an entry's steps; an action's delivery carries it as its
+        // `visit`. Existing deliveries keep visit 0, so the keys of those in flight do not
+        // change; existing enrollments start at 1, so nothing they do from now on can take a
+        // key an earlier delivery of theirs holds (a new entry starts at 0). The key is part of
+        // the primary key, so the table is rebuilt.
+        r#"
+ALTER TABLE enrollments ADD COLUMN hops INTEGER NOT NULL DEFAULT 0;
+UPDATE enrollments SET hops = 1;
+CREATE TABLE deliveries_v5 (
+    journey_id INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,
+    profile_seq INTEGER NOT NULL,
+    step_key INTEGER NOT NULL,
+    entry_no INTEGER NOT NULL,
+    visit INTEGER NOT NULL DEFAULT 0,
+    version INTEGER NOT NULL,
+    step_id TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    message TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    PRIMARY KEY (journey_id, epoch, profile_seq, step_key, entry_no, visit)
+) WITHOUT ROWID;
+INSERT INTO deliveries_v5 (journey_id, epoch, profile_seq, step_key, entry_no, visit, version,
+        step_id, channel, destination, message, status, created_at, attempts, next_attempt_at,
+        last_error)
+    SELECT journey_id, epoch, profile_seq, step_key, entry_no, 0, version, step_id, channel,
+        destination, message, status, created_at, attempts, next_attempt_at, last_error
+    FROM deliveries;
+DROP TABLE deliveries;
+ALTER TABLE deliveries_v5 RENAME TO deliveries;
+CREATE INDEX del_pending_due ON deliveries (next_attempt_at, created_at) WHERE status = 1;
+CREATE INDEX del_pending_journey ON deliveries (journey_id) WHERE status = 1;
+CREATE INDEX del_held_journey ON deliveries (journey_id) WHERE status = 2;
+CREATE INDEX del_sending ON deliveries (journey_id) WHERE status = 5;
+"#,
+    ),
 ];
 
 /// Applies pending migrations; returns the schema version.

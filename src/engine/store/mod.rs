@@ -93,6 +93,9 @@ pub struct Enrollment {
     pub entered_at: Millis,
     pub updated_at: Millis,
     pub reason: Option<String>,
+    /// Steps this entry has taken (0 at entrance): an action's delivery carries it as its
+    /// visit, so passing the same action again in one entry is a new delivery.
+    pub hops: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -137,7 +140,7 @@ impl DeliveryStatus {
     }
 }
 
-/// A delivery; `(journey_id, epoch, profile_seq, step_key, entry_no)` is its
+/// A delivery; `(journey_id, epoch, profile_seq, step_key, entry_no, visit)` is its
 /// idempotency key, unique in the store.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Delivery {
@@ -146,6 +149,9 @@ pub struct Delivery {
     pub profile_seq: i64,
     pub step_key: i64,
     pub entry_no: i64,
+    /// The entry's step count when it reached the action (0 for every delivery recorded
+    /// before store migration 5).
+    pub visit: i64,
     pub version: i64,
     pub step_id: String,
     pub profile_id: String,
@@ -157,12 +163,17 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    /// The textual idempotency key (sent as `Idempotency-Key` by webhooks).
+    /// The textual idempotency key (sent as `Idempotency-Key` by webhooks). Visit 0 keeps
+    /// the form keys had before visits existed, so no key of a delivery in flight changes.
     pub fn idempotency_key(&self) -> String {
-        format!(
+        let key = format!(
             "{}-{}-{}-{:016x}-{}",
             self.journey_id, self.epoch, self.profile_seq, self.step_key, self.entry_no
-        )
+        );
+        match self.visit {
+            0 => key,
+            visit => format!("{key}-{visit}"),
+        }
     }
 }
 

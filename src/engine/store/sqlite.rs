@@ -195,7 +195,9 @@ impl SqliteTx<'_> {
     }
 }
 
-const ENR_COLS: &str = "id, journey_id, epoch, version, profile_seq, entry_no, step, state, due_at, wait_event, deadline_at, entered_at, updated_at, reason";
+const ENR_COLS: &str = "id, journey_id, epoch, version, profile_seq, entry_no, step, state, due_at, wait_event, deadline_at, entered_at, updated_at, reason, hops";
+/// How many columns [`ENR_COLS`] has: a query that selects more reads them from here on.
+const ENR_COL_COUNT: usize = 15;
 
 /// [`ENR_COLS`] qualified with the alias `e`, for queries that join enrollments.
 fn enr_cols_aliased() -> &'static str {
@@ -227,6 +229,7 @@ fn enr_from_row(r: &Row<'_>) -> rusqlite::Result<Enrollment> {
         entered_at: r.get(11)?,
         updated_at: r.get(12)?,
         reason: r.get(13)?,
+        hops: r.get(14)?,
     })
 }
 
@@ -509,7 +512,7 @@ impl StoreTx for SqliteTx<'_> {
     fn insert_enrollment(&mut self, e: &Enrollment) -> Result<i64> {
         self.tx
             .prepare_cached(
-                "INSERT INTO enrollments (journey_id, epoch, version, profile_seq, entry_no, step, state, due_at, wait_event, deadline_at, entered_at, updated_at, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                "INSERT INTO enrollments (journey_id, epoch, version, profile_seq, entry_no, step, state, due_at, wait_event, deadline_at, entered_at, updated_at, reason, hops) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             )
             .ctx("prepare insert enrollment")?
             .execute(params![
@@ -525,7 +528,8 @@ impl StoreTx for SqliteTx<'_> {
                 e.deadline_at,
                 e.entered_at,
                 e.updated_at,
-                e.reason
+                e.reason,
+                e.hops
             ])
             .ctx("insert enrollment")?;
         self.delta(e.journey_id, e.epoch, e.state as i64, 1);
@@ -539,7 +543,7 @@ impl StoreTx for SqliteTx<'_> {
         }
         self.tx
             .prepare_cached(
-                "UPDATE enrollments SET version = ?2, step = ?3, state = ?4, due_at = ?5, wait_event = ?6, updated_at = ?7, reason = ?8 WHERE id = ?1",
+                "UPDATE enrollments SET version = ?2, step = ?3, state = ?4, due_at = ?5, wait_event = ?6, updated_at = ?7, reason = ?8, hops = ?9 WHERE id = ?1",
             )
             .ctx("prepare update enrollment")?
             .execute(params![
@@ -550,7 +554,8 @@ impl StoreTx for SqliteTx<'_> {
                 e.due_at,
                 e.wait_event,
                 e.updated_at,
-                e.reason
+                e.reason,
+                e.hops
             ])
             .ctx("update enrollment")?;
         Ok(())
@@ -574,7 +579,7 @@ impl StoreTx for SqliteTx<'_> {
         let mut st = self.tx.prepare_cached(&sql).ctx("prepare due")?;
         let rows = st
             .query_map(params![journey_id, now, limit], |r| {
-                Ok((enr_from_row(r)?, r.get::<_, String>(14)?))
+                Ok((enr_from_row(r)?, r.get::<_, String>(ENR_COL_COUNT)?))
             })
             .ctx("due enrollments")?;
         rows.collect::<rusqlite::Result<Vec<_>>>()
@@ -680,7 +685,7 @@ impl StoreTx for SqliteTx<'_> {
             .ctx("prepare list enrollments")?;
         let rows = st
             .query_map([journey_id], |r| {
-                Ok((enr_from_row(r)?, r.get::<_, String>(14)?))
+                Ok((enr_from_row(r)?, r.get::<_, String>(ENR_COL_COUNT)?))
             })
             .ctx("list enrollments")?;
         rows.collect::<rusqlite::Result<Vec<_>>>()
@@ -910,7 +915,7 @@ impl StoreTx for SqliteTx<'_> {
         let n = self
             .tx
             .prepare_cached(
-                "INSERT OR IGNORE INTO deliveries (journey_id, epoch, profile_seq, step_key, entry_no, version, step_id, channel, destination, message, status, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                "INSERT OR IGNORE INTO deliveries (journey_id, epoch, profile_seq, step_key, entry_no, visit, version, step_id, channel, destination, message, status, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )
             .ctx("prepare delivery")?
             .execute(params![
@@ -919,6 +924,7 @@ impl StoreTx for SqliteTx<'_> {
                 d.profile_seq,
                 d.step_key,
                 d.entry_no,
+                d.visit,
                 d.version,
                 d.step_id,
                 d.channel,
@@ -961,7 +967,7 @@ impl StoreTx for SqliteTx<'_> {
         let mut st = self
             .tx
             .prepare_cached(
-                "SELECT d.journey_id, d.epoch, d.profile_seq, d.step_key, d.entry_no, d.version, d.step_id, COALESCE(p.id, ''), d.channel, d.destination, d.message, d.status, d.created_at
+                "SELECT d.journey_id, d.epoch, d.profile_seq, d.step_key, d.entry_no, d.version, d.step_id, COALESCE(p.id, ''), d.channel, d.destination, d.message, d.status, d.created_at, d.visit
                  FROM deliveries d LEFT JOIN profiles p ON p.seq = d.profile_seq
                  WHERE (?1 IS NULL OR d.journey_id = ?1) AND (?2 IS NULL OR p.id = ?2)
                  ORDER BY d.created_at, d.journey_id, d.profile_seq LIMIT ?3",
@@ -982,6 +988,7 @@ impl StoreTx for SqliteTx<'_> {
                             profile_seq: r.get(2)?,
                             step_key: r.get(3)?,
                             entry_no: r.get(4)?,
+                            visit: r.get(13)?,
                             version: r.get(5)?,
                             step_id: r.get(6)?,
                             profile_id: r.get(7)?,
@@ -1019,36 +1026,43 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn claim_webhook_deliveries(&mut self, now: Millis, limit: i64) -> Result<Vec<Delivery>> {
-        let keys: Vec<(i64, i64, i64, i64, i64)> = {
+        let keys: Vec<(i64, i64, i64, i64, i64, i64)> = {
             let mut st = self
                 .tx
                 .prepare_cached(
-                    "SELECT journey_id, epoch, profile_seq, step_key, entry_no FROM deliveries WHERE status = 1 AND next_attempt_at <= ?1 ORDER BY next_attempt_at, created_at LIMIT ?2",
+                    "SELECT journey_id, epoch, profile_seq, step_key, entry_no, visit FROM deliveries WHERE status = 1 AND next_attempt_at <= ?1 ORDER BY next_attempt_at, created_at LIMIT ?2",
                 )
                 .ctx("prepare claim")?;
             let rows = st
                 .query_map(params![now, limit], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
                 })
                 .ctx("claim")?;
             rows.collect::<rusqlite::Result<Vec<_>>>().ctx("claim")?
         };
         let mut out = Vec::with_capacity(keys.len());
-        for (j, e, p, s, n) in keys {
+        for (j, e, p, s, n, v) in keys {
             self.tx
                 .prepare_cached(
-                    "UPDATE deliveries SET status = 5 WHERE journey_id = ?1 AND epoch = ?2 AND profile_seq = ?3 AND step_key = ?4 AND entry_no = ?5",
+                    "UPDATE deliveries SET status = 5 WHERE journey_id = ?1 AND epoch = ?2 AND profile_seq = ?3 AND step_key = ?4 AND entry_no = ?5 AND visit = ?6",
                 )
                 .ctx("prepare claim update")?
-                .execute(params![j, e, p, s, n])
+                .execute(params![j, e, p, s, n, v])
                 .ctx("claim update")?;
             let row = self
                 .tx
                 .prepare_cached(
-                    "SELECT d.version, d.step_id, COALESCE(pr.id, ''), d.channel, d.destination, d.message, d.created_at FROM deliveries d LEFT JOIN profiles pr ON pr.seq = d.profile_seq WHERE d.journey_id = ?1 AND d.epoch = ?2 AND d.profile_seq = ?3 AND d.step_key = ?4 AND d.entry_no = ?5",
+                    "SELECT d.version, d.step_id, COALESCE(pr.id, ''), d.channel, d.destination, d.message, d.created_at FROM deliveries d LEFT JOIN profiles pr ON pr.seq = d.profile_seq WHERE d.journey_id = ?1 AND d.epoch = ?2 AND d.profile_seq = ?3 AND d.step_key = ?4 AND d.entry_no = ?5 AND d.visit = ?6",
                 )
                 .ctx("prepare claim read")?
-                .query_row(params![j, e, p, s, n], |r| {
+                .query_row(params![j, e, p, s, n, v], |r| {
                     Ok((
                         r.get::<_, i64>(0)?,
                         r.get::<_, String>(1)?,
@@ -1066,6 +1080,7 @@ impl StoreTx for SqliteTx<'_> {
                 profile_seq: p,
                 step_key: s,
                 entry_no: n,
+                visit: v,
                 version: row.0,
                 step_id: row.1,
                 profile_id: row.2,
@@ -1089,7 +1104,7 @@ impl StoreTx for SqliteTx<'_> {
     ) -> Result<()> {
         self.tx
             .prepare_cached(
-                "UPDATE deliveries SET status = ?6, attempts = attempts + ?9, next_attempt_at = ?7, last_error = ?8 WHERE journey_id = ?1 AND epoch = ?2 AND profile_seq = ?3 AND step_key = ?4 AND entry_no = ?5 AND status = 5",
+                "UPDATE deliveries SET status = ?6, attempts = attempts + ?9, next_attempt_at = ?7, last_error = ?8 WHERE journey_id = ?1 AND epoch = ?2 AND profile_seq = ?3 AND step_key = ?4 AND entry_no = ?5 AND visit = ?10 AND status = 5",
             )
             .ctx("prepare finish attempt")?
             .execute(params![
@@ -1101,7 +1116,8 @@ impl StoreTx for SqliteTx<'_> {
                 status as i64,
                 next_attempt_at,
                 error,
-                i64::from(counted)
+                i64::from(counted),
+                d.visit
             ])
             .ctx("finish attempt")?;
         Ok(())
@@ -1110,11 +1126,18 @@ impl StoreTx for SqliteTx<'_> {
     fn delivery_attempts(&mut self, d: &Delivery) -> Result<i64> {
         self.tx
             .prepare_cached(
-                "SELECT attempts FROM deliveries WHERE journey_id = ?1 AND epoch = ?2 AND profile_seq = ?3 AND step_key = ?4 AND entry_no = ?5",
+                "SELECT attempts FROM deliveries WHERE journey_id = ?1 AND epoch = ?2 AND profile_seq = ?3 AND step_key = ?4 AND entry_no = ?5 AND visit = ?6",
             )
             .ctx("prepare attempts")?
             .query_row(
-                params![d.journey_id, d.epoch, d.profile_seq, d.step_key, d.entry_no],
+                params![
+                    d.journey_id,
+                    d.epoch,
+                    d.profile_seq,
+                    d.step_key,
+                    d.entry_no,
+                    d.visit
+                ],
                 |r| r.get(0),
             )
             .optional()
@@ -1202,6 +1225,11 @@ impl StoreTx for SqliteTx<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_enrollment_column_count_matches_the_column_list() {
+        assert_eq!(ENR_COLS.split(", ").count(), ENR_COL_COUNT);
+    }
 
     fn plan(conn: &Connection, sql: &str) -> String {
         let mut st = conn

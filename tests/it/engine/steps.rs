@@ -136,3 +136,42 @@ fn global_timeout_applies_even_while_paused() {
         journey_operator::engine::Phase::Paused
     );
 }
+
+/// A loop that passes the same action again in one entry records a delivery each time, each
+/// under its own idempotency key (the visit number is part of it).
+#[test]
+fn a_loop_through_an_action_delivers_every_pass() {
+    let h = Harness::new();
+    h.apply(
+        "ns/loop",
+        json!({
+            "entry": {"event": {"name": "Go"}},
+            "steps": [
+                {"id": "remind", "action": {"channel": "email", "message": {"subject": "still there?"}}},
+                {"id": "wait", "wait": {"duration": "1h"}},
+                {"id": "check", "condition": {
+                    "branches": [{"when": "has(profile.done) && profile.done", "next": "bye"}],
+                    "otherwise": "remind"}},
+                {"id": "bye", "exit": {}}
+            ]
+        }),
+    );
+    h.publish("ns/loop");
+    h.event("p", "Go", json!({}));
+    h.advance(3 * H + M);
+    let sent = h.deliveries_to("ns/loop", "p");
+    assert_eq!(steps_of(&sent), ["remind", "remind", "remind", "remind"]);
+    let mut keys: Vec<String> = sent.iter().map(|d| d.idempotency_key()).collect();
+    assert_eq!(
+        sent[0].visit, 0,
+        "the first pass keeps the key form of before visits"
+    );
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), 4, "one key per pass");
+    assert_eq!(h.enrollments("ns/loop").len(), 1, "all in one entry");
+    h.profile("p", json!({"done": true}));
+    h.advance(H);
+    assert_eq!(h.deliveries_to("ns/loop", "p").len(), 4);
+    assert_eq!(h.state_of("ns/loop", "p").0, ES::Exited);
+}

@@ -14,6 +14,7 @@ fn delivery(entry_no: i64) -> Delivery {
         profile_seq: 1,
         step_key: step_key("email"),
         entry_no,
+        visit: 0,
         version: 1,
         step_id: "email".into(),
         profile_id: String::new(),
@@ -31,7 +32,13 @@ pub fn idempotency_key_is_unique(store: &impl Store) {
             assert!(tx.insert_delivery(&delivery(1))?);
             assert!(!tx.insert_delivery(&delivery(1))?, "same key ignored");
             assert!(tx.insert_delivery(&delivery(2))?, "new entry instance");
-            assert_eq!(tx.count_deliveries(1)?, 2);
+            let again = Delivery {
+                visit: 3,
+                ..delivery(1)
+            };
+            assert!(tx.insert_delivery(&again)?, "the same action passed again");
+            assert!(!tx.insert_delivery(&again)?, "and that visit only once");
+            assert_eq!(tx.count_deliveries(1)?, 3);
             Ok(())
         })
         .expect("tx");
@@ -59,6 +66,7 @@ pub fn enrollment_roundtrip_and_release_order(store: &impl Store) {
                     entered_at: n,
                     updated_at: n,
                     reason: None,
+                    hops: n,
                 })?;
             }
             assert_eq!(tx.release_held(7, 2, 50)?, 2);
@@ -93,9 +101,9 @@ fn sqlite_conformance() {
     failed_transaction_rolls_back(&s);
     idempotency_key_is_unique(&s);
     enrollment_roundtrip_and_release_order(&s);
-    assert_eq!(s.schema_version().expect("schema"), 4);
+    assert_eq!(s.schema_version().expect("schema"), 5);
     // reopen: migrations are not re-applied, data persists
     drop(s);
     let s = SqliteStore::open(dir.path().join("a.db")).expect("reopen");
-    assert_eq!(s.read(|tx| tx.count_deliveries(1)).expect("read"), 2);
+    assert_eq!(s.read(|tx| tx.count_deliveries(1)).expect("read"), 3);
 }

@@ -112,6 +112,8 @@ fn a_database_at_migration_4_opens_unchanged_and_goes_on() {
         );
     }
 
+    assert_eq!(h.engine.store().schema_version().expect("schema"), 5);
+
     // The delivery in flight goes out under the key it was created with.
     let transport = Recorder::default();
     let limiter = RateLimiter::default();
