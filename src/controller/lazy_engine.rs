@@ -5,7 +5,7 @@
 use std::sync::{Arc, OnceLock};
 
 use crate::engine::store::RunRecord;
-use crate::engine::{BoxFuture, DataPlane, Delivery, EngineError, FilterMatches};
+use crate::engine::{BoxFuture, DataPlane, Delivery, EngineError, FilterMatches, NewEvent};
 
 #[derive(Default, Clone)]
 pub struct LazyDataPlane {
@@ -60,6 +60,13 @@ impl DataPlane for LazyDataPlane {
     ) -> BoxFuture<Result<Vec<Delivery>, EngineError>> {
         match self.get() {
             Ok(e) => e.list_deliveries(key, profile_id, limit),
+            Err(err) => refused(err),
+        }
+    }
+
+    fn ingest_events(&self, events: Vec<NewEvent>) -> BoxFuture<Result<(), EngineError>> {
+        match self.get() {
+            Ok(e) => e.ingest_events(events),
             Err(err) => refused(err),
         }
     }

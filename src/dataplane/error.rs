@@ -43,9 +43,9 @@ pub enum DataPlaneError {
 /// The JSON body of every error answer: `{"error": "...", "field": "..."}`.
 ///
 /// `field` names the offending input (a JSON path such as `events[3].profileId`, a query
-/// parameter or a path segment) when there is one; batch errors also carry the item `index`,
-/// and a batch that failed in the engine part-way carries how many events were `accepted`
-/// (ingested) before the failure.
+/// parameter or a path segment) when there is one; batch errors also carry the item `index`.
+/// (A batch is ingested in one transaction: one that fails wrote nothing, so there is no
+/// count of what was ingested before the failure.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ErrorBody {
     pub error: String,
@@ -53,8 +53,6 @@ pub struct ErrorBody {
     pub field: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub index: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub accepted: Option<usize>,
 }
 
 /// An error answer: a status, a JSON [`ErrorBody`] and the headers that go with the status
@@ -75,7 +73,6 @@ impl ApiError {
                 error: error.into(),
                 field: None,
                 index: None,
-                accepted: None,
             },
             www_authenticate: None,
             retry_after: None,
@@ -94,11 +91,6 @@ impl ApiError {
 
     pub fn with_index(mut self, index: usize) -> Self {
         self.body.index = Some(index);
-        self
-    }
-
-    pub fn with_accepted(mut self, accepted: usize) -> Self {
-        self.body.accepted = Some(accepted);
         self
     }
 

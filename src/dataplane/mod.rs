@@ -4,7 +4,7 @@
 //! | method | path | answers |
 //! | --- | --- | --- |
 //! | `POST` | `/v1/events` | 202 `{"accepted":1}` |
-//! | `POST` | `/v1/events/batch` | 202 `{"accepted":n}` (all items validated first) |
+//! | `POST` | `/v1/events/batch` | 202 `{"accepted":n}` (all items validated first, ingested in one transaction) |
 //! | `PUT` | `/v1/profiles/{profileId}` | 204 |
 //! | `GET` | `/v1/deliveries?journey=ns/name&profile=id&limit=n` | 200 `{"deliveries":[...]}` |
 //! | `GET` | `/v1/journeys/{namespace}/{name}/runs?limit=n` | 200 `{"runs":[...]}`, 404 |

@@ -95,7 +95,7 @@ pub fn document(limits: &Limits) -> Value {
                 "post": {
                     "operationId": "ingestEventBatch",
                     "summary": "Ingest a batch of events",
-                    "description": format!("1 to {max_batch} events. Every item is validated before any is ingested: one malformed item rejects the batch (400 with its `index` and `field`) and nothing is written. Valid events are then ingested in order, each in its own transaction; if the engine fails (5xx) or the replica loses the lease (503) part-way, the error carries `index` (the failed item) and `accepted` (how many were ingested before it: resend the rest)."),
+                    "description": format!("1 to {max_batch} events. Every item is validated before any is ingested: one malformed item rejects the batch (400 with its `index` and `field`) and nothing is written. Valid events are then ingested in order in one transaction: if the engine fails (5xx) nothing of the batch was written, and the whole batch can be sent again."),
                     "requestBody": json_body("EventBatch"),
                     "responses": common_responses(json!({
                         "202": ok_json("All events ingested.", "Accepted"),
@@ -191,8 +191,7 @@ pub fn document(limits: &Limits) -> Value {
                     "properties": {
                         "error": {"type": "string"},
                         "field": {"type": "string", "description": "Offending input, e.g. events[3].profileId, limit, profileId."},
-                        "index": {"type": "integer", "description": "Batch item at fault."},
-                        "accepted": {"type": "integer", "description": "Batch items ingested before a failure."}
+                        "index": {"type": "integer", "description": "Batch item at fault."}
                     }
                 },
                 "Event": {

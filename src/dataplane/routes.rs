@@ -23,7 +23,7 @@ use super::config::{
 use super::error::{ApiError, engine_error};
 use super::input::{self, QueryParams};
 use super::openapi;
-use crate::engine::{DataPlane, Delivery, DeliveryStatus, EngineError, Millis};
+use crate::engine::{DataPlane, Delivery, DeliveryStatus, EngineError, Millis, NewEvent};
 
 pub const EVENTS: &str = "/v1/events";
 pub const EVENTS_BATCH: &str = "/v1/events/batch";
@@ -237,9 +237,9 @@ async fn ingest_event(
     Ok((StatusCode::ACCEPTED, Json(Accepted { accepted: 1 })))
 }
 
-/// `POST /v1/events/batch`: every item is validated before the first is ingested; then the
-/// events are ingested in order. An engine failure part-way answers 5xx with `index` (the
-/// failed item) and `accepted` (how many were ingested before it).
+/// `POST /v1/events/batch`: every item is validated before any is ingested; then the events
+/// are ingested in order in one transaction. An engine failure answers 5xx and nothing of the
+/// batch was written.
 async fn ingest_batch(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -250,17 +250,21 @@ async fn ingest_batch(
         state.limits.max_batch_events,
     )?;
     let total = events.len();
-    for (i, e) in events.into_iter().enumerate() {
-        // The lease may be lost part-way: stop writing at once.
-        if !*state.serving.borrow() {
-            return Err(standby().with_index(i).with_accepted(i));
-        }
-        state
-            .dataplane
-            .ingest_event(&e.profile_id, &e.name, e.payload)
-            .await
-            .map_err(|err| engine_error(err).with_index(i).with_accepted(i))?;
-    }
+    let events = events
+        .into_iter()
+        .map(|e| NewEvent {
+            profile_id: e.profile_id,
+            name: e.name,
+            payload: e.payload,
+        })
+        .collect();
+    // One transaction: the batch is ingested whole or not at all, so a failed batch is
+    // simply sent again.
+    state
+        .dataplane
+        .ingest_events(events)
+        .await
+        .map_err(engine_error)?;
     Ok((StatusCode::ACCEPTED, Json(Accepted { accepted: total })))
 }
 

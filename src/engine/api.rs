@@ -73,8 +73,18 @@ pub trait JourneyEngine: Send + Sync {
     fn changes(&self) -> broadcast::Receiver<Change>;
 }
 
+/// One event to ingest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub profile_id: String,
+    pub name: String,
+    pub payload: serde_json::Value,
+}
+
 /// Data-plane API.
 pub trait DataPlane: Send + Sync {
+    /// Ingests the events in order in one transaction: all, or none when one fails.
+    fn ingest_events(&self, events: Vec<NewEvent>) -> BoxFuture<Result<()>>;
     fn upsert_profile(&self, id: &str, attributes: serde_json::Value) -> BoxFuture<Result<()>>;
     fn ingest_event(
         &self,
@@ -178,6 +188,10 @@ impl<S: Store> DataPlane for Engine<S> {
     fn filter_matches(&self, key: &str, filter: &str) -> BoxFuture<Result<FilterMatches>> {
         let (e, k, f) = (self.clone(), key.to_string(), filter.to_string());
         blocking(move || e.filter_matches_blocking(&k, &f))
+    }
+    fn ingest_events(&self, events: Vec<NewEvent>) -> BoxFuture<Result<()>> {
+        let e = self.clone();
+        blocking(move || e.ingest_events_blocking(&events))
     }
 }
 

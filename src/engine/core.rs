@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Notify, broadcast};
 
-use super::api::{Change, ChangeCause};
+use super::api::{Change, ChangeCause, NewEvent};
 use super::clock::{Clock, Millis, SECOND};
 use super::definition::{
     CEntry, CStepKind, CompiledDefinition, Definition, OnExpiry, PauseEntries, PauseMode,
@@ -1147,9 +1147,46 @@ impl<S: Store> Engine<S> {
         name: &str,
         payload: serde_json::Value,
     ) -> Result<()> {
+        self.ingest_events_blocking(&[NewEvent {
+            profile_id: profile_id.to_string(),
+            name: name.to_string(),
+            payload,
+        }])
+    }
+
+    /// Ingests events in order in one transaction: all of them, or none when one fails.
+    pub fn ingest_events_blocking(&self, events: &[NewEvent]) -> Result<()> {
         let now = self.now();
         let mut touched = Vec::new();
         self.write(|tx| {
+            for event in events {
+                self.ingest_in(tx, event, now, &mut touched)?;
+            }
+            Ok(())
+        })?;
+        touched.sort_unstable();
+        touched.dedup();
+        for k in touched {
+            self.notify(&k, ChangeCause::Engine);
+        }
+        Ok(())
+    }
+
+    /// One event inside an ingest transaction; the keys of the journeys it changed go to
+    /// `touched`.
+    fn ingest_in(
+        &self,
+        tx: &mut dyn StoreTx,
+        event: &NewEvent,
+        now: Millis,
+        touched: &mut Vec<String>,
+    ) -> Result<()> {
+        let (profile_id, name, payload) = (
+            event.profile_id.as_str(),
+            event.name.as_str(),
+            &event.payload,
+        );
+        {
             let profile = match tx.profile_by_id(profile_id)? {
                 Some(p) => p,
                 None => {
@@ -1157,7 +1194,7 @@ impl<S: Store> Engine<S> {
                         .0
                 }
             };
-            tx.insert_event(profile_id, name, &payload, now)?;
+            tx.insert_event(profile_id, name, payload, now)?;
             for row in tx.list_journeys()? {
                 let mut rt = load_rt(&row)?;
                 if !rt.phase.moves() && rt.phase != Phase::Completed {
@@ -1170,7 +1207,7 @@ impl<S: Store> Engine<S> {
                     let exit = def.exits.iter().any(|(n, c)| {
                         n == name
                             && c.as_ref().is_none_or(|c| {
-                                c.eval_bool(&profile.attrs, Some(&payload)).unwrap_or(false)
+                                c.eval_bool(&profile.attrs, Some(payload)).unwrap_or(false)
                             })
                     });
                     if exit {
@@ -1183,7 +1220,7 @@ impl<S: Store> Engine<S> {
                             .is_some_and(|(n, c)| {
                                 n == name
                                     && c.is_none_or(|c| {
-                                        c.eval_bool(&profile.attrs, Some(&payload)).unwrap_or(false)
+                                        c.eval_bool(&profile.attrs, Some(payload)).unwrap_or(false)
                                     })
                             })
                     {
@@ -1198,7 +1235,7 @@ impl<S: Store> Engine<S> {
                             continue;
                         };
                         if !condition.as_ref().is_none_or(|c| {
-                            c.eval_bool(&profile.attrs, Some(&payload)).unwrap_or(false)
+                            c.eval_bool(&profile.attrs, Some(payload)).unwrap_or(false)
                         }) {
                             continue;
                         }
@@ -1229,9 +1266,9 @@ impl<S: Store> Engine<S> {
                         condition,
                     } = &def.entry
                     && en == name
-                    && condition.as_ref().is_none_or(|c| {
-                        c.eval_bool(&profile.attrs, Some(&payload)).unwrap_or(false)
-                    })
+                    && condition
+                        .as_ref()
+                        .is_none_or(|c| c.eval_bool(&profile.attrs, Some(payload)).unwrap_or(false))
                 {
                     self.try_enter(tx, row.id, &mut rt, &def, profile.seq, now)?;
                     save_rt(tx, row.id, &rt)?;
@@ -1242,11 +1279,7 @@ impl<S: Store> Engine<S> {
                 }
             }
             Ok(())
-        })?;
-        for k in touched {
-            self.notify(&k, ChangeCause::Engine);
         }
-        Ok(())
     }
 
     pub fn list_deliveries_blocking(

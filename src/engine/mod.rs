@@ -28,7 +28,7 @@ pub mod store;
 mod wakes;
 pub mod webhook;
 
-pub use api::{BoxFuture, Change, ChangeCause, DataPlane, JourneyEngine};
+pub use api::{BoxFuture, Change, ChangeCause, DataPlane, JourneyEngine, NewEvent};
 pub use clock::{Clock, Millis, SystemClock, VirtualClock};
 pub use core::{Engine, EngineConfig, EnrollmentView, TickReport};
 pub use definition::{Definition, OnExpiry, PauseEntries, PauseMode, PauseWaits};

@@ -1019,6 +1019,12 @@ async fn concurrent_events_are_all_ingested() {
 struct Buggy;
 
 impl DataPlane for Buggy {
+    fn ingest_events(
+        &self,
+        _: Vec<journey_operator::engine::NewEvent>,
+    ) -> journey_operator::engine::BoxFuture<journey_operator::engine::Result<()>> {
+        Box::pin(async { panic!("a bug in ingest_events") })
+    }
     fn upsert_profile(
         &self,
         _: &str,

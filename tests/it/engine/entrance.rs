@@ -108,3 +108,75 @@ fn reentry_rules() {
     h.event("p", "Go", json!({}));
     assert_eq!(h.enrollments("ns/yes").len(), 2);
 }
+
+/// A batch of events is one transaction: when one event of it fails in the engine, none of
+/// the batch is written (no entrance, no stored event), so the sender can resend it whole.
+#[test]
+fn a_batch_that_fails_part_way_writes_nothing() {
+    use journey_operator::engine::NewEvent;
+    let h = Harness::new();
+    h.apply("ns/broken", action_first());
+    h.publish("ns/broken");
+    h.apply(
+        "ns/fine",
+        json!({
+            "entry": {"event": {"name": "Signup"}},
+            "steps": [{"id": "hello", "action": {"channel": "email", "message": {"subject": "hi"}}}]
+        }),
+    );
+    h.publish("ns/fine");
+    h.event("victim", "Go", json!({}));
+    // A second version for newcomers; the victim stays on version 1.
+    let mut v2 = action_first();
+    v2["steps"][0]["action"]["message"]["subject"] = json!("hello again");
+    h.apply("ns/broken", v2);
+    // Version 1 is now stored as the engine cannot compile it (as an engine from before the
+    // expression limits could have stored it): an event for the victim fails in the engine,
+    // an event for anyone else does not.
+    let deep = format!("{}true{}", "(".repeat(100), ")".repeat(100));
+    let db = rusqlite::Connection::open(h.db()).expect("open");
+    db.execute(
+        "UPDATE versions SET definition = json_set(definition, '$.entry.event.condition', ?1)
+         WHERE journey_id = (SELECT id FROM journeys WHERE key = 'ns/broken') AND version = 1",
+        [&deep],
+    )
+    .expect("tamper");
+    let events_before: i64 = db
+        .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+        .expect("count");
+    drop(db);
+    let h = h.reopen();
+    let event = |profile: &str, name: &str| NewEvent {
+        profile_id: profile.into(),
+        name: name.into(),
+        payload: json!({}),
+    };
+    let batch = [event("newcomer", "Signup"), event("victim", "Open")];
+    let failed = h
+        .engine
+        .ingest_events_blocking(&batch)
+        .expect_err("the batch fails");
+    assert!(
+        failed.to_string().contains("entry.event.condition"),
+        "{failed}"
+    );
+    h.run();
+    assert!(
+        h.deliveries("ns/fine").is_empty(),
+        "the first event did not count"
+    );
+    let db = rusqlite::Connection::open(h.db()).expect("open");
+    let events_after: i64 = db
+        .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(
+        events_after, events_before,
+        "no event of the batch was stored"
+    );
+    // The same batch without the failing event goes through.
+    h.engine
+        .ingest_events_blocking(&batch[..1])
+        .expect("ingest");
+    h.run();
+    assert_eq!(steps_of(&h.deliveries("ns/fine")), ["hello"]);
+}
