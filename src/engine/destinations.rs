@@ -1,9 +1,9 @@
 //! Delivery destinations. `record` (the default) stores the delivery in the
 //! engine's outbox, queryable through the data-plane API. `webhook`
 //! destinations are *named* in the operator's configuration; a step refers to a
-//! name, never to a URL. The HTTP sender itself is not implemented yet:
-//! webhook deliveries stay `pending` in the outbox (held/cancelled/released by
-//! the lifecycle exactly like a sender would see them).
+//! name, never to a URL. Webhook deliveries wait in the outbox as `pending`
+//! (held, cancelled and released by the lifecycle) until the sender
+//! (`webhook.rs`, run by the operator) posts them.
 
 use std::collections::BTreeMap;
 

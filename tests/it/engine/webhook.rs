@@ -1,5 +1,5 @@
-//! The webhook outbox sender with an in-memory transport (no HTTP client is
-//! shipped yet).
+//! The webhook outbox sender's decisions with an in-memory transport (the real HTTP
+//! transport is tested against a local server in `tests/it/webhooks.rs`).
 
 use std::sync::Mutex;
 
