@@ -107,7 +107,7 @@ impl DefinitionCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::definition::{Definition, compile};
+    use crate::definition::{Definition, compile};
 
     fn compiled(entry_event: &str) -> Arc<CompiledDefinition> {
         let def: Definition = serde_json::from_value(serde_json::json!({

@@ -4,7 +4,7 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use journey_operator::engine::{Engine, EngineConfig, SqliteStore, SystemClock};
+//! use journey_engine::{Engine, EngineConfig, SqliteStore, SystemClock};
 //! let engine = Engine::new(
 //!     SqliteStore::open("/var/lib/journey/engine.db").expect("open"),
 //!     Arc::new(SystemClock),

@@ -19,8 +19,8 @@ use super::{
     Delivery, DeliveryFilter, DeliveryStatus, Enrollment, EnrollmentState, JourneyRow, Profile,
     RunRecord, Store, StoreTx,
 };
-use crate::engine::clock::Millis;
-use crate::engine::error::{EngineError, Result, SqlCtx, json_err};
+use crate::clock::Millis;
+use crate::error::{EngineError, Result, SqlCtx, json_err};
 
 #[derive(Debug, Clone, Default)]
 pub struct SqliteOptions {

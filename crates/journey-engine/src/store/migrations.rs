@@ -3,7 +3,7 @@
 
 use rusqlite::Connection;
 
-use crate::engine::error::{Result, SqlCtx};
+use crate::error::{Result, SqlCtx};
 
 pub const MIGRATIONS: &[(i64, &str)] = &[
     (
