@@ -5,7 +5,6 @@
 
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use journey_operator::api::{Journey, Phase};
 use journey_operator::engine::DataPlane;
@@ -14,7 +13,7 @@ use serde_json::{Value, json};
 use crate::controller_support::{apply, has_condition, in_phase, setup, wait_for};
 use crate::support::kubectl;
 
-const WAIT: Duration = Duration::from_secs(60);
+use crate::support::WAIT;
 
 fn health(object: &Value) -> (String, String) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/argocd/health.lua");

@@ -16,7 +16,7 @@ use crate::controller_support::{
 };
 use crate::support::{self, kubectl};
 
-const WAIT: Duration = Duration::from_secs(60);
+use crate::support::WAIT;
 
 fn record_journey(state: &str) -> Value {
     json!({
@@ -582,14 +582,7 @@ fn observed_generation(generation: i64) -> impl kube::runtime::wait::Condition<J
 }
 
 async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !condition() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    crate::support::eventually(what, async || condition()).await;
 }
 
 /// A resource re-created over a stopped engine journey cannot revive it.

@@ -2,8 +2,6 @@
 //! created, so the controller's first reconcile writes the status only; without it (a cluster
 //! without the policy, or someone removing the finalizer) the controller adds it itself.
 
-use std::time::Duration;
-
 use journey_operator::api::{Journey, Phase};
 use journey_operator::controller::reconciler::FINALIZER;
 use kube::{Api, ResourceExt};
@@ -12,7 +10,7 @@ use serde_json::{Value, json};
 use crate::controller_support::{TestController, and, apply, in_phase, kubectl_blocking, wait_for};
 use crate::support::{self, kubectl};
 
-const WAIT: Duration = Duration::from_secs(60);
+use crate::support::WAIT;
 
 fn spec() -> Value {
     json!({

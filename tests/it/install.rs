@@ -1,8 +1,6 @@
 //! The deployable manifests: `kubectl apply --server-side -k manifests/` works, and the
 //! controller runs with nothing but the ServiceAccount's least-privilege RBAC.
 
-use std::time::Duration;
-
 use journey_operator::api::{Journey, Phase};
 use kube::Api;
 use serde_json::json;
@@ -12,7 +10,7 @@ use crate::controller_support::{
 };
 use crate::support::{self, kubectl};
 
-const WAIT: Duration = Duration::from_secs(60);
+use crate::support::WAIT;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_runs_with_only_its_service_account_rbac() {
@@ -158,18 +156,10 @@ async fn the_operator_runs_with_only_its_service_account_rbac() {
     wait_for(&api, "j", "Paused", WAIT, in_phase(Phase::Paused)).await;
     let out = kubectl(&["delete", "journey", "j", "-n", &ns, "--wait=false"], None);
     assert!(out.success, "{out:?}");
-    let gone = tokio::time::timeout(WAIT, async {
-        loop {
-            if api.get_opt("j").await.ok().flatten().is_none() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
+    crate::support::eventually(
+        "the finalizer released with only the ServiceAccount's rights",
+        async || api.get_opt("j").await.ok().flatten().is_none(),
+    )
     .await;
-    assert!(
-        gone.is_ok(),
-        "the finalizer was released with only the ServiceAccount's rights"
-    );
     controller.stop().await;
 }

@@ -5,13 +5,12 @@
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::support;
 
-pub const WAIT: Duration = Duration::from_secs(90);
+pub use crate::support::{WAIT, eventually};
 pub const TOKEN: &str = "operator-test-token";
 
 pub fn http() -> reqwest::Client {
@@ -166,16 +165,5 @@ impl Drop for Operator {
                 self.log()
             );
         }
-    }
-}
-
-pub async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -1,8 +1,6 @@
 //! The remaining lifecycle semantics of the controller issue, driven through the custom resource
 //! with the real kubectl against the real apiserver.
 
-use std::time::Duration;
-
 use futures::StreamExt;
 use journey_operator::api::{Journey, Phase};
 use journey_operator::engine::{DataPlane, JourneyEngine};
@@ -13,7 +11,7 @@ use crate::controller_support::{
 };
 use crate::support::kubectl;
 
-const WAIT: Duration = Duration::from_secs(60);
+use crate::support::WAIT;
 
 fn annotate(ns: &str, name: &str, annotation: &str, token: &str) {
     let out = kubectl(

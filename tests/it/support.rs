@@ -17,6 +17,23 @@ use tokio::sync::OnceCell;
 
 pub const FIELD_MANAGER: &str = "journey-operator-tests";
 
+/// How long a test waits for the system to reach what it expects before it fails (with the
+/// objects' YAML and the logs). Generous: it only matters when something is wrong.
+pub const WAIT: Duration = Duration::from_secs(90);
+
+/// Polls `check` every 100 ms until it holds, failing after [`WAIT`] with `what`: the one
+/// poller for everything that has no watch condition (HTTP endpoints, metrics, processes).
+pub async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
         panic!("{name} is not set: run the tests with hack/test.sh, which starts the control plane")
@@ -126,18 +143,11 @@ async fn install_finalizer_policy(client: &Client) {
         dry_run: true,
         ..PostParams::default()
     };
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
+    eventually("the finalizer policy in effect", async || {
         let created = api.create(&dry_run, &probe).await.expect("dry-run create");
-        if created.finalizers().iter().any(|f| f == FINALIZER) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the finalizer policy was not in effect after 30s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        created.finalizers().iter().any(|f| f == FINALIZER)
+    })
+    .await;
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
