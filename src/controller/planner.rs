@@ -46,6 +46,10 @@ pub struct Observed<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Block {
     Invalid(String),
+    /// The engine refused the lifecycle change its table does not allow from where the
+    /// engine journey is (e.g. a resource re-created as Draft over a published engine
+    /// journey); the message is the engine's rule.
+    IllegalTransition(String),
     /// The engine journey is stopped; only `state: Stopped` matches it.
     EngineStopped {
         by_pause_expiry: bool,
@@ -302,6 +306,9 @@ pub fn desired_status(input: &StatusInput<'_>) -> JourneyStatus {
     let stalled = match input.block {
         Some(Block::Invalid(text)) => {
             Some(cond(ct::STALLED, true, r::INVALID_DEFINITION, text.clone()))
+        }
+        Some(Block::IllegalTransition(text)) => {
+            Some(cond(ct::STALLED, true, r::ILLEGAL_TRANSITION, text.clone()))
         }
         Some(Block::EngineStopped { .. }) => Some(cond(
             ct::STALLED,

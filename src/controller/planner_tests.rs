@@ -505,3 +505,29 @@ fn a_huge_problem_list_is_cut_to_a_condition_message_that_can_be_written() {
     );
     assert!(stalled.message.starts_with("spec.globalFilter: é"));
 }
+
+#[test]
+fn a_refused_transition_is_stalled_illegal_transition_not_invalid_definition() {
+    let s = spec("Draft", json!({}));
+    let rule =
+        "the engine refused the change: a published journey cannot return to Draft".to_string();
+    let status = status_for(
+        &s,
+        EngineView::Unknown,
+        Some(&Block::IllegalTransition(rule.clone())),
+    );
+    assert_eq!(
+        condition(&status, "Stalled"),
+        ("True".to_string(), "IllegalTransition".to_string())
+    );
+    assert_eq!(
+        condition(&status, "Ready"),
+        ("False".to_string(), "IllegalTransition".to_string())
+    );
+    let stalled = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Stalled")
+        .expect("Stalled");
+    assert_eq!(stalled.message, rule);
+}

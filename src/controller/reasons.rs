@@ -5,7 +5,7 @@
 pub const INVALID_DEFINITION: &str = "InvalidDefinition";
 pub const JOURNEY_STOPPED: &str = "JourneyStopped";
 pub const CHANGE_REQUIRES_PAUSE: &str = "ChangeRequiresPause";
-pub const ENGINE_REJECTED: &str = "EngineRejected";
+pub const ILLEGAL_TRANSITION: &str = "IllegalTransition";
 // Reconciling / transient.
 pub const ENGINE_UNAVAILABLE: &str = "EngineUnavailable";
 // Reconcile failures (events and the metric label).

@@ -327,6 +327,12 @@ async fn apply(
             let outcome = execute(command, &key, definition.as_ref(), ctx, journey).await;
             match outcome {
                 Ok(()) => {}
+                Err(e @ EngineError::IllegalTransition { .. }) => {
+                    block = Some(Block::IllegalTransition(format!(
+                        "the engine refused the change: {e}"
+                    )));
+                    break;
+                }
                 Err(e) if permanent(&e) => {
                     block = Some(Block::Invalid(format!(
                         "the engine rejected the change: {e}"

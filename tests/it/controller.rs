@@ -585,6 +585,42 @@ async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     crate::support::eventually(what, async || condition()).await;
 }
 
+/// A resource re-created as Draft over a published engine journey (deletionPolicy Orphan):
+/// the engine refuses to go back to Draft, and the journey is Stalled `IllegalTransition`
+/// with the engine's rule, the engine journey untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transition_the_engine_refuses_is_stalled_illegal_transition() {
+    let (ns, api, controller) = setup("illegal").await;
+    let mut spec = record_journey("Published");
+    spec["deletionPolicy"] = json!("Orphan");
+    apply(&ns, "j", spec);
+    wait_for(&api, "j", "Live", WAIT, in_phase(Phase::Live)).await;
+    let out = kubectl_blocking(&["delete", "journey", "j", "-n", &ns, "--timeout=60s"]).await;
+    assert!(out.success, "{out:?}");
+
+    apply(&ns, "j", record_journey("Draft"));
+    let stalled = wait_for(&api, "j", "Stalled", WAIT, has_condition("Stalled", "True")).await;
+    let condition = stalled
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Stalled"))
+        .cloned()
+        .expect("Stalled");
+    assert_eq!(condition.reason, "IllegalTransition", "{condition:?}");
+    assert!(
+        condition.message.contains("cannot return to Draft"),
+        "{condition:?}"
+    );
+    let engine = controller
+        .engine
+        .status(&format!("{ns}/j"))
+        .await
+        .expect("status")
+        .expect("known");
+    assert_eq!(engine.phase.name(), "Live");
+    controller.stop().await;
+}
+
 /// A resource re-created over a stopped engine journey cannot revive it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_engine_journey_stays_stopped_whatever_a_new_resource_says() {
