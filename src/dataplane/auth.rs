@@ -1,7 +1,11 @@
-//! Bearer-token authentication: the token is read from a file (a mounted Secret key) and
-//! compared in constant time. The token never appears in logs or `Debug` output.
+//! Bearer-token authentication: the token is read from a file (a mounted Secret key), read
+//! again when the file changes (a rotated Secret takes effect without a restart), and compared
+//! in constant time. The token never appears in logs or `Debug` output; only its digest is
+//! kept.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use axum::extract::{Request, State};
 use axum::http::header;
@@ -36,6 +40,48 @@ pub fn read_token_file(path: &Path) -> Result<String, DataPlaneError> {
 #[derive(Clone)]
 pub struct BearerToken {
     digest: [u8; 32],
+    /// Where the token comes from when it follows a file.
+    file: Option<Arc<TokenFile>>,
+}
+
+/// A token file and the digest of what it said when last read.
+struct TokenFile {
+    path: PathBuf,
+    state: Mutex<Watched>,
+}
+
+struct Watched {
+    checked: Instant,
+    stamp: Option<journey_engine::credentials::Stamp>,
+    /// `None` after a read failed: nothing is accepted until the file is readable again.
+    digest: Option<[u8; 32]>,
+}
+
+impl TokenFile {
+    /// The digest of the file's token, read again when the file changed (looked at at most
+    /// once a second); an error when the file cannot be read now.
+    fn digest_at(&self, now: Instant) -> Result<[u8; 32], DataPlaneError> {
+        use journey_engine::credentials::{RECHECK, Stamp};
+        let mut w = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(digest) = w.digest {
+            if now.duration_since(w.checked) < RECHECK {
+                return Ok(digest);
+            }
+            if let Ok(stamp) = Stamp::of(&self.path)
+                && w.stamp.as_ref() == Some(&stamp)
+            {
+                w.checked = now;
+                return Ok(digest);
+            }
+        }
+        w.checked = now;
+        w.digest = None;
+        w.stamp = Stamp::of(&self.path).ok();
+        let text = read_token_file(&self.path)?;
+        let digest = Sha256::digest(text.as_bytes()).into();
+        w.digest = Some(digest);
+        Ok(digest)
+    }
 }
 
 impl std::fmt::Debug for BearerToken {
@@ -54,28 +100,54 @@ impl BearerToken {
         }
         Some(Self {
             digest: Sha256::digest(t.as_bytes()).into(),
+            file: None,
         })
     }
 
     /// Reads the token from a file (e.g. a Secret mounted into the pod), with a clear error
-    /// when the file is missing, unreadable, not text or empty.
+    /// when the file is missing, unreadable, not text or empty. The token follows the file:
+    /// when it changes on disk, the new token is the one accepted (checked at most once a
+    /// second); while it cannot be read, no token is.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, DataPlaneError> {
-        let text = read_token_file(path.as_ref())?;
-        Self::new(&text).ok_or_else(|| DataPlaneError::TokenFileEmpty {
+        let file = TokenFile {
             path: path.as_ref().to_path_buf(),
+            state: Mutex::new(Watched {
+                checked: Instant::now(),
+                stamp: None,
+                digest: None,
+            }),
+        };
+        let digest = file.digest_at(Instant::now())?;
+        Ok(Self {
+            digest,
+            file: Some(Arc::new(file)),
         })
     }
 
+    /// The digest to compare with now: the fixed one, or the file's current one.
+    fn current_at(&self, now: Instant) -> Result<[u8; 32], DataPlaneError> {
+        match &self.file {
+            None => Ok(self.digest),
+            Some(file) => file.digest_at(now),
+        }
+    }
+
     /// Constant-time check of a presented token: both sides are hashed to 32 bytes first,
-    /// so neither the content nor the length of the secret leaks through timing.
+    /// so neither the content nor the length of the secret leaks through timing. A token
+    /// file that cannot be read now accepts nothing.
     pub fn matches(&self, presented: &str) -> bool {
+        self.check_at(presented, Instant::now()).unwrap_or(false)
+    }
+
+    /// [`BearerToken::matches`], with the reason when the token file cannot be read.
+    fn check_at(&self, presented: &str, now: Instant) -> Result<bool, DataPlaneError> {
+        let expected = self.current_at(now)?;
         let other: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        let diff = self
-            .digest
+        let diff = expected
             .iter()
             .zip(other.iter())
             .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-        std::hint::black_box(diff) == 0
+        Ok(std::hint::black_box(diff) == 0)
     }
 }
 
@@ -99,10 +171,19 @@ pub(crate) async fn require_bearer(
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim());
-    match presented {
-        Some(token) if state.token.matches(token) => next.run(req).await,
-        Some(_) => {
+    match presented.map(|token| (token, state.token.check_at(token, Instant::now()))) {
+        Some((_, Ok(true))) => next.run(req).await,
+        Some((_, Ok(false))) => {
             ApiError::unauthorized("invalid bearer token", CHALLENGE_INVALID).into_response()
+        }
+        Some((_, Err(e))) => {
+            // A server-side problem (a Secret being rotated, a broken mount): the client is
+            // not at fault, and nothing is accepted until the file is readable again.
+            tracing::error!(error = %e, "the data-plane token file cannot be read");
+            ApiError::unavailable(
+                "the data plane cannot read its token file; see the operator's log",
+            )
+            .into_response()
         }
         None => ApiError::unauthorized(
             "the Authorization header must be \"Bearer <token>\"",
@@ -141,5 +222,31 @@ mod tests {
         let ok = dir.path().join("token");
         std::fs::write(&ok, "abc\n").expect("write");
         assert!(BearerToken::from_file(&ok).expect("token").matches("abc"));
+    }
+
+    #[test]
+    fn a_token_file_is_followed_when_it_changes_and_fails_closed() {
+        use journey_engine::credentials::RECHECK;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("token");
+        std::fs::write(&path, "first\n").expect("write");
+        let token = BearerToken::from_file(&path).expect("token");
+        let start = Instant::now();
+        let later = |n: u32| start + RECHECK * n + std::time::Duration::from_millis(1);
+        assert_eq!(token.check_at("first", start).ok(), Some(true));
+
+        // A rotation writes a new file and swaps it in, as a Secret mount does.
+        let next = dir.path().join("token.next");
+        std::fs::write(&next, "second").expect("write");
+        std::fs::rename(&next, &path).expect("rename");
+        assert_eq!(token.check_at("second", later(1)).ok(), Some(true));
+        assert_eq!(token.check_at("first", later(1)).ok(), Some(false));
+
+        std::fs::remove_file(&path).expect("remove");
+        let e = token.check_at("second", later(2)).expect_err("unreadable");
+        assert!(matches!(e, DataPlaneError::TokenFile { .. }), "{e}");
+        assert!(!token.matches("second"), "nothing is accepted meanwhile");
+        std::fs::write(&path, "third").expect("write");
+        assert_eq!(token.check_at("third", later(3)).ok(), Some(true));
     }
 }

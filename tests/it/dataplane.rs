@@ -1118,3 +1118,33 @@ async fn a_panic_in_one_request_answers_500_and_the_server_goes_on() {
     let _ = stop.send(());
     task.await.expect("join").expect("served");
 }
+
+/// A rotated token file takes effect without a restart; while it cannot be read, nothing is
+/// accepted (503: the client is not at fault).
+#[tokio::test]
+async fn a_rotated_token_file_takes_effect_without_a_restart() {
+    let plane = Plane::start().await;
+    let status_with = |token: &'static str| {
+        let req = plane
+            .http
+            .get(plane.url("/v1/deliveries"))
+            .bearer_auth(token);
+        async move { req.send().await.expect("request").status() }
+    };
+    assert_eq!(status_with(TOKEN).await, StatusCode::OK);
+    let path = plane._dir.path().join("token");
+    let next = plane._dir.path().join("token.next");
+    std::fs::write(&next, "rotated-token-9c1e\n").expect("write");
+    std::fs::rename(&next, &path).expect("rotate");
+    crate::support::eventually("the rotated token accepted", async || {
+        status_with("rotated-token-9c1e").await == StatusCode::OK
+    })
+    .await;
+    assert_eq!(status_with(TOKEN).await, StatusCode::UNAUTHORIZED);
+
+    std::fs::remove_file(&path).expect("remove");
+    crate::support::eventually("an unreadable token file refusing everything", async || {
+        status_with("rotated-token-9c1e").await == StatusCode::SERVICE_UNAVAILABLE
+    })
+    .await;
+}

@@ -10,25 +10,32 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// How often a file is looked at again (its modification time and size) to notice a change:
 /// a sender sending thousands of deliveries a second stats each file at most once a second.
-const RECHECK: Duration = Duration::from_secs(1);
+pub const RECHECK: Duration = Duration::from_secs(1);
 
 /// What identifies one version of a file on disk. Kubernetes swaps a Secret mount's symlink
 /// on rotation, which changes the target's inode and time.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Stamp {
+pub struct Stamp {
     modified: Option<SystemTime>,
     len: u64,
     inode: u64,
 }
 
+impl Stamp {
+    /// The file's stamp now (it follows symlinks, as reading does).
+    pub fn of(path: &Path) -> std::io::Result<Stamp> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path)?;
+        Ok(Stamp {
+            modified: meta.modified().ok(),
+            len: meta.len(),
+            inode: meta.ino(),
+        })
+    }
+}
+
 fn stamp(path: &Path) -> std::io::Result<Stamp> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(path)?;
-    Ok(Stamp {
-        modified: meta.modified().ok(),
-        len: meta.len(),
-        inode: meta.ino(),
-    })
+    Stamp::of(path)
 }
 
 #[derive(Debug)]
