@@ -12,7 +12,7 @@ use kube::Api;
 use serde_json::{Value, json};
 
 use crate::controller_support::{
-    and, apply, has_condition, in_phase, kubectl_blocking, manifest, setup, wait_for,
+    and, apply, condition, has_condition, in_phase, kubectl_blocking, manifest, setup, wait_for,
 };
 use crate::support::{self, kubectl};
 
@@ -298,12 +298,7 @@ async fn an_invalid_definition_stalls_and_leaves_the_engine_untouched() {
         has_condition("Stalled", "True"),
     )
     .await;
-    let condition = stalled
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Stalled"))
-        .cloned()
-        .expect("Stalled");
+    let condition = condition(&stalled, "Stalled").expect("Stalled");
     assert_eq!(condition.reason, "InvalidDefinition");
     assert!(
         condition
@@ -600,12 +595,7 @@ async fn a_transition_the_engine_refuses_is_stalled_illegal_transition() {
 
     apply(&ns, "j", record_journey("Draft"));
     let stalled = wait_for(&api, "j", "Stalled", WAIT, has_condition("Stalled", "True")).await;
-    let condition = stalled
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Stalled"))
-        .cloned()
-        .expect("Stalled");
+    let condition = condition(&stalled, "Stalled").expect("Stalled");
     assert_eq!(condition.reason, "IllegalTransition", "{condition:?}");
     assert!(
         condition.message.contains("cannot return to Draft"),
@@ -641,11 +631,7 @@ async fn a_stopped_engine_journey_stays_stopped_whatever_a_new_resource_says() {
         has_condition("Stalled", "True"),
     )
     .await;
-    let reason = stalled
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Stalled"))
-        .map(|c| c.reason.clone());
+    let reason = condition(&stalled, "Stalled").map(|c| c.reason);
     assert_eq!(reason.as_deref(), Some("JourneyStopped"));
     assert_eq!(
         stalled.status.as_ref().and_then(|s| s.phase),

@@ -149,6 +149,18 @@ pub async fn wait_for(
     }
 }
 
+/// The journey's status condition `type_`, if it has one.
+pub fn condition(
+    journey: &Journey,
+    type_: &str,
+) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    journey
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
+        .cloned()
+}
+
 /// The status condition `type_` has status `value`.
 pub fn has_condition(type_: &'static str, value: &'static str) -> impl Condition<Journey> {
     move |j: Option<&Journey>| {

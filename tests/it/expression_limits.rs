@@ -11,7 +11,7 @@ use journey_operator::dataplane::MAX_FILTER_BYTES;
 use kube::Api;
 use serde_json::{Value, json};
 
-use crate::controller_support::{and, apply, has_condition, in_phase, wait_for};
+use crate::controller_support::{and, apply, condition, has_condition, in_phase, wait_for};
 use crate::operator_process::{Operator, WAIT, eventually};
 use crate::support;
 
@@ -20,10 +20,7 @@ fn limit_text() -> String {
 }
 
 fn stalled_message(journey: &Journey) -> String {
-    journey
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Stalled"))
+    condition(journey, "Stalled")
         .map(|c| format!("{} {}", c.reason, c.message))
         .unwrap_or_default()
 }

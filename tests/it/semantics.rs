@@ -7,7 +7,7 @@ use journey_operator::engine::{DataPlane, JourneyEngine};
 use serde_json::{Value, json};
 
 use crate::controller_support::{
-    TestController, and, apply, has_condition, in_phase, setup, wait_for,
+    TestController, and, apply, condition, has_condition, in_phase, setup, wait_for,
 };
 use crate::support::kubectl;
 
@@ -326,11 +326,7 @@ async fn pause_expiry_resumes_and_is_never_reapplied() {
         has_condition("Stalled", "True"),
     )
     .await;
-    let reason = stalled
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Stalled"))
-        .map(|c| c.reason.clone());
+    let reason = condition(&stalled, "Stalled").map(|c| c.reason);
     assert_eq!(reason.as_deref(), Some("ChangeRequiresPause"));
     let snapshot = controller
         .engine
