@@ -58,7 +58,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::api::lifecycle::{
+    use journey_model::lifecycle::{
         JourneyState, LOCK_RULES, Lock, change_allowed, spec_transition_rules, transition_allowed,
     };
 

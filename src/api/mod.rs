@@ -5,11 +5,11 @@ pub mod annotations;
 pub mod crd;
 pub mod duration;
 pub mod journey;
-pub mod lifecycle;
 pub mod schema_check;
 pub mod status;
 pub mod validate;
 
 pub use journey::{Journey, JourneySpec};
-pub use lifecycle::JourneyState;
+/// The lifecycle table and its enums live in the model crate (the engine enforces them too).
+pub use journey_model::lifecycle::{self, JourneyState};
 pub use status::{JourneyStatus, Phase};

@@ -7,21 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::journey::PauseMode;
 
-/// What the journey engine is really doing.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Phase {
-    Draft,
-    /// Published, waiting for `schedule.startAt`.
-    Scheduled,
-    Live,
-    Paused,
-    /// Resumed: fresh entrances are admitted, held profiles are being released.
-    Resuming,
-    /// Closed or past `schedule.endAt`: no new entrances, profiles inside finishing.
-    Closing,
-    Completed,
-    Stopped,
-}
+/// What the journey engine is really doing: the engine's own enum, shared through the model crate.
+pub use journey_model::lifecycle::Phase;
 
 /// Condition types, always all present with an explicit status.
 pub mod condition_types {

@@ -7,10 +7,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use super::reasons as r;
 use super::translate;
 use crate::api::journey::JourneySpec;
-use crate::api::lifecycle::JourneyState;
 use crate::api::status::{JourneyStatus, PauseStatus, Phase, ResumeStatus, condition_types as ct};
 use crate::api::validate::Problem;
 use crate::engine::{self, DesiredLifecycle, RequestKind, StatusSnapshot};
+use journey_model::lifecycle::JourneyState;
+use journey_model::lifecycle::TransitionReason;
 
 /// What the engine says about the journey.
 #[derive(Debug, Clone, Copy)]
@@ -86,7 +87,7 @@ fn stopped_by_pause_expiry(snapshot: &StatusSnapshot) -> bool {
     snapshot
         .history
         .last()
-        .is_some_and(|t| t.reason == r::STOPPED_BY_PAUSE_EXPIRY)
+        .is_some_and(|t| t.reason == TransitionReason::StoppedByPauseExpiry)
 }
 
 /// Step one: the engine commands that bring the engine to the spec.
@@ -236,16 +237,7 @@ fn bounded(mut message: String) -> String {
 
 /// The phase the spec asks for, when the engine has settled.
 fn settled(spec: &JourneySpec, phase: Phase) -> bool {
-    match spec.state {
-        JourneyState::Draft => phase == Phase::Draft,
-        JourneyState::Published => matches!(
-            phase,
-            Phase::Live | Phase::Scheduled | Phase::Closing | Phase::Completed
-        ),
-        JourneyState::Paused => phase == Phase::Paused,
-        JourneyState::Closed => matches!(phase, Phase::Closing | Phase::Completed),
-        JourneyState::Stopped => phase == Phase::Stopped,
-    }
+    phase.settles(spec.state)
 }
 
 /// Step two: the status the resource should show.
@@ -257,7 +249,7 @@ pub fn desired_status(input: &StatusInput<'_>) -> JourneyStatus {
         _ => None,
     };
     let phase = match (snapshot, input.engine) {
-        (Some(s), _) => translate::phase(s.phase),
+        (Some(s), _) => s.phase,
         (None, EngineView::Unavailable(_)) => {
             previous.and_then(|p| p.phase).unwrap_or(Phase::Draft)
         }

@@ -8,7 +8,7 @@ use super::planner::*;
 use crate::api::journey::JourneySpec;
 use crate::api::status::{JourneyStatus, Phase};
 use crate::api::validate::Problem;
-use crate::engine::lifecycle::{PauseStatus, ResumeStatus, Transition};
+use crate::engine::lifecycle::{PauseStatus, ResumeStatus, Transition, TransitionReason};
 use crate::engine::{self, DesiredLifecycle, PauseOptions, RequestKind, StatusSnapshot};
 
 const HASH: &str = "h1";
@@ -281,10 +281,10 @@ fn pause_expiry_with_resume_is_never_paused_again() {
     let s = spec("Paused", json!({"pause": {"mode": "Hold"}}));
     let mut resumed = snapshot(engine::Phase::Live, paused_opts(engine::PauseMode::Hold));
     resumed.history.push(Transition {
-        from: "Resuming".into(),
-        to: "Live".into(),
+        from: engine::Phase::Resuming,
+        to: engine::Phase::Live,
         at: 1,
-        reason: "PauseExpired".into(),
+        reason: TransitionReason::PauseExpired,
     });
     let p = plan_for(&s, EngineView::Known(&resumed), &Tokens::default(), HASH);
     assert_eq!(p.commands, vec![], "the expired pause is not re-applied");
@@ -336,10 +336,10 @@ fn pause_expiry_with_stop_reports_stopped_by_pause_expiry() {
     let s = spec("Paused", json!({"pause": {"onExpiry": "Stop"}}));
     let mut stopped = snapshot(engine::Phase::Stopped, DesiredLifecycle::Stopped);
     stopped.history.push(Transition {
-        from: "Paused".into(),
-        to: "Stopped".into(),
+        from: engine::Phase::Paused,
+        to: engine::Phase::Stopped,
         at: 1,
-        reason: "StoppedByPauseExpiry".into(),
+        reason: TransitionReason::StoppedByPauseExpiry,
     });
     let p = plan_for(&s, EngineView::Known(&stopped), &Tokens::default(), HASH);
     assert_eq!(

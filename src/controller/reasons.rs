@@ -1,6 +1,8 @@
 //! The one vocabulary of reasons: the same string is a condition reason, an event reason and a
 //! metric label. Each is documented in the README.
 
+use journey_model::lifecycle::TransitionReason;
+
 // Stalled: the user must act.
 pub const INVALID_DEFINITION: &str = "InvalidDefinition";
 pub const JOURNEY_STOPPED: &str = "JourneyStopped";
@@ -26,13 +28,13 @@ pub const DRAFT: &str = "Draft";
 pub const SCHEDULED: &str = "Scheduled";
 pub const PAUSED: &str = "Paused";
 pub const NOT_PAUSED: &str = "NotPaused";
-pub const PAUSE_EXPIRED: &str = "PauseExpired";
+pub const PAUSE_EXPIRED: &str = TransitionReason::PauseExpired.as_str();
 pub const RELEASING_HELD_PROFILES: &str = "ReleasingHeldProfiles";
 pub const NOT_RESUMING: &str = "NotResuming";
 pub const DRAINED: &str = "Drained";
 pub const NOT_COMPLETED: &str = "NotCompleted";
 pub const STOPPED: &str = "Stopped";
-pub const STOPPED_BY_PAUSE_EXPIRY: &str = "StoppedByPauseExpiry";
+pub const STOPPED_BY_PAUSE_EXPIRY: &str = TransitionReason::StoppedByPauseExpiry.as_str();
 pub const NOT_STOPPED: &str = "NotStopped";
 // Events only.
 pub const RESTART_NOT_ALLOWED: &str = "RestartNotAllowed";

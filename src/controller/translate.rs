@@ -5,7 +5,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use crate::api::journey::{JourneySpec, PauseMode};
-use crate::api::status::{self, Phase};
+use crate::api::status;
 use crate::engine::{self, DesiredLifecycle};
 
 /// The engine's key for a journey.
@@ -32,23 +32,6 @@ pub fn desired_lifecycle(spec: &JourneySpec) -> Result<DesiredLifecycle, Transla
     let def = definition(spec)?;
     DesiredLifecycle::from_spec(spec.state.as_str(), &def)
         .map_err(|e| TranslateError::Definition(e.to_string()))
-}
-
-pub fn phase(p: engine::Phase) -> Phase {
-    match p {
-        engine::Phase::Draft => Phase::Draft,
-        engine::Phase::Scheduled => Phase::Scheduled,
-        engine::Phase::Live => Phase::Live,
-        engine::Phase::Paused => Phase::Paused,
-        engine::Phase::Resuming => Phase::Resuming,
-        engine::Phase::Closing => Phase::Closing,
-        engine::Phase::Completed => Phase::Completed,
-        engine::Phase::Stopped => Phase::Stopped,
-    }
-}
-
-fn phase_named(name: &str) -> Option<Phase> {
-    serde_json::from_value(serde_json::Value::String(name.to_string())).ok()
 }
 
 pub fn pause_mode(m: engine::PauseMode) -> PauseMode {
@@ -84,13 +67,11 @@ pub fn history(snapshot: &engine::StatusSnapshot) -> Vec<status::Transition> {
     let items: Vec<status::Transition> = snapshot
         .history
         .iter()
-        .filter_map(|t| {
-            Some(status::Transition {
-                from: phase_named(&t.from)?,
-                to: phase_named(&t.to)?,
-                at: time(t.at),
-                reason: t.reason.clone(),
-            })
+        .map(|t| status::Transition {
+            from: t.from,
+            to: t.to,
+            at: time(t.at),
+            reason: t.reason.to_string(),
         })
         .collect();
     let skip = items.len().saturating_sub(10);

@@ -11,8 +11,8 @@ use serde::Serialize;
 use super::{JourneyChange, Plan};
 use crate::api::Journey;
 use crate::api::journey::PauseMode;
-use crate::api::lifecycle::JourneyState;
 use crate::engine::FilterMatches;
+use journey_model::lifecycle::JourneyState;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]

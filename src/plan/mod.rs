@@ -14,10 +14,10 @@ use serde_json::Value;
 use crate::api::JourneySpec;
 use crate::api::admission::{Violation, cel_violations};
 use crate::api::annotations::RESTART_REQUESTED_AT;
-use crate::api::lifecycle::JourneyState;
 use crate::api::schema_check::schema_violations;
 use crate::api::validate::{ValidationContext, validate};
 use crate::controller::translate;
+use journey_model::lifecycle::JourneyState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum ChangeKind {

@@ -35,6 +35,8 @@ pub enum EngineError {
         key: String,
         from: String,
         to: String,
+        /// The rule of the lifecycle table that refused it.
+        rule: journey_model::lifecycle::Rule,
         why: String,
     },
     #[error("unknown destination {name:?} in step {step:?}")]
@@ -77,4 +79,10 @@ impl<T> SqlCtx<T> for std::result::Result<T, rusqlite::Error> {
 
 pub(crate) fn json_err(context: &'static str) -> impl FnOnce(serde_json::Error) -> EngineError {
     move |source| EngineError::Json { context, source }
+}
+
+impl From<journey_model::duration::InvalidDuration> for EngineError {
+    fn from(e: journey_model::duration::InvalidDuration) -> Self {
+        EngineError::InvalidDuration { value: e.value }
+    }
 }

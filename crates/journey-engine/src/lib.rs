@@ -14,12 +14,16 @@
 
 pub mod api;
 pub mod clock;
+mod control;
 pub mod core;
 pub mod credentials;
 pub mod definition;
 mod defs;
 pub mod destinations;
-pub mod duration;
+mod ingest;
+mod scheduler;
+/// The one duration parser lives in the model crate.
+pub use journey_model::duration;
 pub mod error;
 pub mod expr;
 pub mod lifecycle;

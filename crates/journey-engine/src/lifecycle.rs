@@ -99,12 +99,17 @@ impl DesiredLifecycle {
     }
 
     pub fn name(&self) -> &'static str {
+        self.state().as_str()
+    }
+
+    /// The declared state, without the pause's options.
+    pub fn state(&self) -> JourneyState {
         match self {
-            Self::Draft => "Draft",
-            Self::Published => "Published",
-            Self::Paused(_) => "Paused",
-            Self::Closed => "Closed",
-            Self::Stopped => "Stopped",
+            Self::Draft => JourneyState::Draft,
+            Self::Published => JourneyState::Published,
+            Self::Paused(_) => JourneyState::Paused,
+            Self::Closed => JourneyState::Closed,
+            Self::Stopped => JourneyState::Stopped,
         }
     }
 }
@@ -112,45 +117,8 @@ impl DesiredLifecycle {
 /// A lifecycle command (alias kept for the controller's vocabulary).
 pub type LifecycleCommand = DesiredLifecycle;
 
-/// The phase the engine reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub enum Phase {
-    #[default]
-    Draft,
-    Scheduled,
-    Live,
-    Paused,
-    Resuming,
-    Closing,
-    Completed,
-    Stopped,
-}
-
-impl Phase {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Draft => "Draft",
-            Self::Scheduled => "Scheduled",
-            Self::Live => "Live",
-            Self::Paused => "Paused",
-            Self::Resuming => "Resuming",
-            Self::Closing => "Closing",
-            Self::Completed => "Completed",
-            Self::Stopped => "Stopped",
-        }
-    }
-    /// Profiles inside move in this phase.
-    pub fn moves(self) -> bool {
-        matches!(
-            self,
-            Self::Live | Self::Paused | Self::Resuming | Self::Closing
-        )
-    }
-    /// Fresh entrances are admitted in this phase.
-    pub fn admits(self) -> bool {
-        matches!(self, Self::Live | Self::Resuming)
-    }
-}
+/// The phase the engine reports, and why it moved: shared with the controller through the model.
+pub use journey_model::lifecycle::{JourneyState, Phase, TransitionReason};
 
 /// One pause, with its identity. Only a new transition into Paused creates one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -181,10 +149,10 @@ pub struct ResumeInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Transition {
-    pub from: String,
-    pub to: String,
+    pub from: Phase,
+    pub to: Phase,
     pub at: Millis,
-    pub reason: String,
+    pub reason: TransitionReason,
 }
 
 /// Kind of an audience read.
@@ -269,15 +237,15 @@ impl Runtime {
         }
     }
 
-    pub fn record(&mut self, to: Phase, at: Millis, reason: &str) {
+    pub fn record(&mut self, to: Phase, at: Millis, reason: TransitionReason) {
         if self.phase == to {
             return;
         }
         self.history.push(Transition {
-            from: self.phase.name().to_string(),
-            to: to.name().to_string(),
+            from: self.phase,
+            to,
             at,
-            reason: reason.to_string(),
+            reason,
         });
         if self.history.len() > HISTORY_KEPT {
             let cut = self.history.len() - HISTORY_KEPT;

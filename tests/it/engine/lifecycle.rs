@@ -1,3 +1,4 @@
+use journey_model::lifecycle::TransitionReason;
 use journey_operator::engine::{DesiredLifecycle, EngineError, EnrollmentState as ES, Phase};
 use serde_json::json;
 
@@ -59,7 +60,12 @@ fn schedule_start_and_end() {
         .map(|e| e.profile_id)
         .collect();
     assert_eq!(ids, vec!["p"]);
-    assert!(h.status("ns/s").history.iter().any(|t| t.reason == "EndAt"));
+    assert!(
+        h.status("ns/s")
+            .history
+            .iter()
+            .any(|t| t.reason == TransitionReason::EndAt)
+    );
 }
 
 /// Stop (000, 004): entrance, movement and deliveries halt at once; every

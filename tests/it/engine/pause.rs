@@ -1,3 +1,4 @@
+use journey_model::lifecycle::TransitionReason;
 use journey_operator::engine::{
     DeliveryStatus, DestinationConfig, EngineConfig, EnrollmentState as ES, PauseEntries,
     PauseMode, PauseOptions, PauseWaits, Phase, RequestKind, WebhookDestination,
@@ -476,7 +477,7 @@ fn pause_expiry_resumes_and_is_not_reapplied() {
     assert!(
         s.history
             .iter()
-            .any(|t| t.to == "Resuming" && t.reason == "PauseExpired"),
+            .any(|t| t.to == Phase::Resuming && t.reason == TransitionReason::PauseExpired),
         "{:?}",
         s.history
     );

@@ -1,11 +1,24 @@
-//! The one duration syntax of the project: Go-style `^([0-9]+(h|m|s))+$`.
+//! The one duration syntax of the project: Go-style `^([0-9]+(h|m|s))+$` (e.g. `90m`, `336h`),
+//! which CEL's `duration()` reads the same way. The CRD's schema pattern, validation, `plan` and
+//! the engine all use this parser.
 
-use super::error::{EngineError, Result};
+/// The schema pattern for every duration field.
+pub const DURATION_PATTERN: &str = "^([0-9]+(h|m|s))+$";
+
+/// A duration that does not follow [`DURATION_PATTERN`], overflows, or is zero where a positive
+/// one is required.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid duration {value:?}: expected Go-style ^([0-9]+(h|m|s))+$")]
+pub struct InvalidDuration {
+    pub value: String,
+}
+
+type Result<T> = std::result::Result<T, InvalidDuration>;
 
 /// Parses `90m`, `336h`, `1h30m10s` into milliseconds. Zero-length or
 /// malformed strings are errors; overflow is an error.
 pub fn parse_duration_ms(s: &str) -> Result<i64> {
-    let err = || EngineError::InvalidDuration {
+    let err = || InvalidDuration {
         value: s.to_string(),
     };
     if s.is_empty() {
@@ -45,11 +58,17 @@ pub fn parse_duration_ms(s: &str) -> Result<i64> {
     Ok(total)
 }
 
+/// Parses into a [`std::time::Duration`]; `None` when malformed or too long.
+pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let ms = parse_duration_ms(text).ok()?;
+    u64::try_from(ms).ok().map(std::time::Duration::from_millis)
+}
+
 /// Like [`parse_duration_ms`] but rejects zero.
 pub fn parse_positive_duration_ms(s: &str) -> Result<i64> {
     let v = parse_duration_ms(s)?;
     if v <= 0 {
-        return Err(EngineError::InvalidDuration {
+        return Err(InvalidDuration {
             value: s.to_string(),
         });
     }
