@@ -23,7 +23,10 @@ use crate::api::annotations;
 use crate::api::journey::{DeletionPolicy, Journey};
 use crate::api::status::{JourneyStatus, Phase};
 use crate::api::validate::{Problem, ValidationContext, validate};
-use crate::engine::{DesiredLifecycle, EngineError, JourneyEngine, RequestKind, RequestOutcome};
+use crate::engine::{
+    Declaration, DesiredLifecycle, EngineError, JourneyEngine, RequestKind, RequestOutcome,
+    RequestResult, Requests,
+};
 use crate::panics::Place;
 
 pub const FINALIZER: &str = "journey.dev/engine";
@@ -321,34 +324,26 @@ async fn apply(
     };
 
     let mut block = plan.block.clone();
-    let mut transient: Option<EngineError> = None;
     if engine_error.is_none() && !plan.commands.is_empty() {
-        for command in &plan.commands {
-            let outcome = execute(command, &key, definition.as_ref(), ctx, journey).await;
-            match outcome {
-                Ok(()) => {}
-                Err(e @ EngineError::IllegalTransition { .. }) => {
-                    block = Some(Block::IllegalTransition(format!(
-                        "the engine refused the change: {e}"
-                    )));
-                    break;
+        match declare(
+            &plan.commands,
+            &key,
+            spec,
+            definition.as_ref(),
+            ctx,
+            journey,
+        )
+        .await
+        {
+            Ok(status) => snapshot_result = Ok(status),
+            Err(e) => match blocked_by(&e) {
+                Some(b) => {
+                    block = Some(b);
+                    snapshot_result = ctx.engine.status(&key).await;
                 }
-                Err(e) if permanent(&e) => {
-                    block = Some(Block::Invalid(format!(
-                        "the engine rejected the change: {e}"
-                    )));
-                    break;
-                }
-                Err(e) => {
-                    transient = Some(e);
-                    break;
-                }
-            }
+                None => snapshot_result = Err(e),
+            },
         }
-        snapshot_result = ctx.engine.status(&key).await;
-    }
-    if let Some(e) = transient {
-        snapshot_result = Err(e);
     }
 
     let written = ctx
@@ -464,68 +459,110 @@ fn throttle_counts(
     None
 }
 
-async fn execute(
-    command: &Command,
+/// A refusal the user must act on, as the block the status shows; `None` for errors worth
+/// retrying (the engine unreachable or failing).
+fn blocked_by(e: &EngineError) -> Option<Block> {
+    match e {
+        EngineError::IllegalTransition { .. } => Some(Block::IllegalTransition(format!(
+            "the engine refused the change: {e}"
+        ))),
+        e if permanent(e) => Some(Block::Invalid(format!(
+            "the engine rejected the change: {e}"
+        ))),
+        _ => None,
+    }
+}
+
+/// Sends the planned change as one declaration (definition, state and the request tokens not
+/// yet handled) and announces what became of each token.
+async fn declare(
+    commands: &[Command],
     key: &str,
+    spec: &crate::api::JourneySpec,
     definition: Option<&crate::engine::Definition>,
     ctx: &Context,
     journey: &Journey,
-) -> Result<(), EngineError> {
-    match command {
-        Command::ApplyDefinition => {
-            let Some(def) = definition else { return Ok(()) };
-            let applied = ctx.engine.apply_definition(key, def.clone()).await?;
-            if applied.created {
-                info!(
-                    journey = key,
-                    version = applied.version,
-                    "definition applied"
-                );
-            }
-        }
-        Command::SetLifecycle(desired) => {
-            let desired: DesiredLifecycle = desired.clone();
-            ctx.engine.set_lifecycle(key, desired).await?;
-        }
-        Command::Request(kind, token) => {
-            let outcome = ctx.engine.request(key, *kind, token).await?;
-            let (type_, reason, note) = match (kind, outcome) {
-                (_, RequestOutcome::AlreadyHandled) => return Ok(()),
-                (RequestKind::Restart, RequestOutcome::Refused { reason }) => (
-                    EventType::Warning,
-                    r::RESTART_NOT_ALLOWED,
-                    format!("restart token {token:?} ignored: {reason}"),
-                ),
-                (_, RequestOutcome::Refused { reason }) => (
-                    EventType::Warning,
-                    r::RUN_REFUSED,
-                    format!("run token {token:?} ignored: {reason}"),
-                ),
-                (_, RequestOutcome::DeferredUntilResume) => (
-                    EventType::Normal,
-                    r::RUN_DEFERRED,
-                    format!("run token {token:?} deferred until the journey resumes"),
-                ),
-                (RequestKind::Restart, RequestOutcome::Started { .. }) => (
-                    EventType::Normal,
-                    r::RESTARTED,
-                    format!(
-                        "restart token {token:?}: every profile begins again (messages are sent again)"
-                    ),
-                ),
-                (_, RequestOutcome::Started { run_id }) => (
-                    EventType::Normal,
-                    r::RUN_REQUESTED,
-                    format!(
-                        "run token {token:?} started run {}",
-                        run_id.unwrap_or_default()
-                    ),
-                ),
+) -> Result<Option<crate::engine::StatusSnapshot>, EngineError> {
+    let Some(definition) = definition else {
+        return Ok(None);
+    };
+    let mut requests = Requests::default();
+    for command in commands {
+        if let Command::Request(kind, token) = command {
+            let slot = match kind {
+                RequestKind::RunNow => &mut requests.run,
+                RequestKind::FullRun => &mut requests.full_run,
+                RequestKind::Restart => &mut requests.restart,
             };
-            publish(ctx, journey, type_, reason, note).await;
+            *slot = Some(token.clone());
         }
     }
-    Ok(())
+    let declared = ctx
+        .engine
+        .declare(
+            key,
+            Declaration {
+                definition: definition.clone(),
+                state: spec.state,
+                requests,
+            },
+        )
+        .await?;
+    if let Some(status) = &declared.status
+        && commands.contains(&Command::ApplyDefinition)
+    {
+        info!(
+            journey = key,
+            version = status.version,
+            "definition applied"
+        );
+    }
+    for result in declared.requests {
+        announce_request(ctx, journey, result).await;
+    }
+    Ok(declared.status)
+}
+
+async fn announce_request(ctx: &Context, journey: &Journey, result: RequestResult) {
+    let RequestResult {
+        kind,
+        token,
+        outcome,
+    } = result;
+    let (type_, reason, note) = match (kind, outcome) {
+        (_, RequestOutcome::AlreadyHandled) => return,
+        (RequestKind::Restart, RequestOutcome::Refused { reason }) => (
+            EventType::Warning,
+            r::RESTART_NOT_ALLOWED,
+            format!("restart token {token:?} ignored: {reason}"),
+        ),
+        (_, RequestOutcome::Refused { reason }) => (
+            EventType::Warning,
+            r::RUN_REFUSED,
+            format!("run token {token:?} ignored: {reason}"),
+        ),
+        (_, RequestOutcome::DeferredUntilResume) => (
+            EventType::Normal,
+            r::RUN_DEFERRED,
+            format!("run token {token:?} deferred until the journey resumes"),
+        ),
+        (RequestKind::Restart, RequestOutcome::Started { .. }) => (
+            EventType::Normal,
+            r::RESTARTED,
+            format!(
+                "restart token {token:?}: every profile begins again (messages are sent again)"
+            ),
+        ),
+        (_, RequestOutcome::Started { run_id }) => (
+            EventType::Normal,
+            r::RUN_REQUESTED,
+            format!(
+                "run token {token:?} started run {}",
+                run_id.unwrap_or_default()
+            ),
+        ),
+    };
+    publish(ctx, journey, type_, reason, note).await;
 }
 
 /// Events on every phase change and on newly stalled conditions.

@@ -14,6 +14,7 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 use super::core::Engine;
+use super::declare::{Declaration, Declared};
 use super::definition::Definition;
 use super::error::{EngineError, Result};
 use super::lifecycle::{
@@ -57,6 +58,9 @@ pub trait JourneyEngine: Send + Sync {
         key: &str,
         desired: DesiredLifecycle,
     ) -> BoxFuture<Result<StatusSnapshot>>;
+    /// Declares the journey (definition, state and request tokens) in one transaction and
+    /// answers its status: the one call a reconcile makes when something differs.
+    fn declare(&self, key: &str, declaration: Declaration) -> BoxFuture<Result<Declared>>;
     /// Status snapshot, or `None` when the engine does not know the key.
     fn status(&self, key: &str) -> BoxFuture<Result<Option<StatusSnapshot>>>;
     /// Run now / full run / restart, carried by an opaque token handled exactly once.
@@ -131,6 +135,10 @@ impl<S: Store> JourneyEngine for Engine<S> {
     ) -> BoxFuture<Result<StatusSnapshot>> {
         let (e, k) = (self.clone(), key.to_string());
         blocking(move || e.set_lifecycle_blocking(&k, desired))
+    }
+    fn declare(&self, key: &str, declaration: Declaration) -> BoxFuture<Result<Declared>> {
+        let (e, k) = (self.clone(), key.to_string());
+        blocking(move || e.declare_blocking(&k, &declaration))
     }
     fn status(&self, key: &str) -> BoxFuture<Result<Option<StatusSnapshot>>> {
         let (e, k) = (self.clone(), key.to_string());

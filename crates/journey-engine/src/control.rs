@@ -16,6 +16,23 @@ use journey_model::lifecycle as lifecycle_table;
 
 use super::core::*;
 
+/// A definition compiled and hashed, ready to store.
+pub(crate) struct Prepared {
+    pub(crate) compiled: CompiledDefinition,
+    pub(crate) hash: String,
+    pub(crate) json: String,
+}
+
+/// A global filter that does not compile is refused before any transaction.
+pub(crate) fn check_filter(desired: &DesiredLifecycle) -> Result<()> {
+    if let DesiredLifecycle::Paused(o) = desired
+        && let Some(f) = &o.global_filter
+    {
+        expr::compile(f, Vars::Profile)?;
+    }
+    Ok(())
+}
+
 impl<S: Store> Engine<S> {
     // ------------------------------------------------------------------
     // Control plane
@@ -26,11 +43,36 @@ impl<S: Store> Engine<S> {
     /// next version; profiles inside stay on theirs (or migrate at resume when
     /// the change was made while paused).
     pub fn apply_definition_blocking(&self, key: &str, def: &Definition) -> Result<AppliedVersion> {
-        let compiled = compile(def, &self.inner.config.destinations)?;
-        let hash = def.content_hash()?;
-        let json = def.versioned_json()?;
+        let prepared = self.prepare(def)?;
         let now = self.now();
-        let out = self.write(|tx| {
+        let out = self.write(|tx| self.apply_definition_in(tx, key, &prepared, now))?;
+        self.notify(key, ChangeCause::Command);
+        Ok(out)
+    }
+
+    /// Compiles a definition (outside any transaction: it is CPU work) and computes what
+    /// storing it needs.
+    pub(crate) fn prepare(&self, def: &Definition) -> Result<Prepared> {
+        Ok(Prepared {
+            compiled: compile(def, &self.inner.config.destinations)?,
+            hash: def.content_hash()?,
+            json: def.versioned_json()?,
+        })
+    }
+
+    pub(crate) fn apply_definition_in(
+        &self,
+        tx: &mut dyn StoreTx,
+        key: &str,
+        prepared: &Prepared,
+        now: Millis,
+    ) -> Result<AppliedVersion> {
+        let Prepared {
+            compiled,
+            hash,
+            json,
+        } = prepared;
+        {
             let (jid, mut rt) = match tx.journey_for_update(key)? {
                 Some(row) => (row.id, load_rt(&row)?),
                 None => {
@@ -41,7 +83,7 @@ impl<S: Store> Engine<S> {
             };
             let latest = tx.latest_version(jid)?;
             if let Some((v, h)) = &latest
-                && *h == hash
+                && h == hash
             {
                 return Ok(AppliedVersion {
                     version: *v,
@@ -60,7 +102,7 @@ impl<S: Store> Engine<S> {
                 }
             }
             let v = latest.map(|(v, _)| v + 1).unwrap_or(1);
-            tx.insert_version(jid, v, &hash, &json, now)?;
+            tx.insert_version(jid, v, hash, json, now)?;
             rt.version = Some(v);
             rt.hash = Some(hash.clone());
             if let CEntry::Read {
@@ -76,9 +118,7 @@ impl<S: Store> Engine<S> {
                 hash: hash.clone(),
                 created: true,
             })
-        })?;
-        self.notify(key, ChangeCause::Command);
-        Ok(out)
+        }
     }
 
     /// Sets the desired lifecycle. Re-sending the same desired lifecycle is a
@@ -89,13 +129,22 @@ impl<S: Store> Engine<S> {
         key: &str,
         desired: DesiredLifecycle,
     ) -> Result<StatusSnapshot> {
-        if let DesiredLifecycle::Paused(o) = &desired
-            && let Some(f) = &o.global_filter
-        {
-            expr::compile(f, Vars::Profile)?;
-        }
+        check_filter(&desired)?;
         let now = self.now();
-        self.write(|tx| {
+        self.write(|tx| self.set_lifecycle_in(tx, key, &desired, now))?;
+        self.notify(key, ChangeCause::Command);
+        self.status_blocking(key)?
+            .ok_or_else(|| EngineError::NotFound(key.to_string()))
+    }
+
+    pub(crate) fn set_lifecycle_in(
+        &self,
+        tx: &mut dyn StoreTx,
+        key: &str,
+        desired: &DesiredLifecycle,
+        now: Millis,
+    ) -> Result<()> {
+        {
             let (jid, mut rt) = match tx.journey_for_update(key)? {
                 Some(row) => (row.id, load_rt(&row)?),
                 None => {
@@ -115,10 +164,10 @@ impl<S: Store> Engine<S> {
             let from = lifecycle_table::engine_from(phase, rt.desired.state(), to);
             if let Err(refusal) = lifecycle_table::judge(&lifecycle_table::Change::state(from, to))
             {
-                return Err(refused(key, phase, &desired, refusal));
+                return Err(refused(key, phase, desired, refusal));
             }
             // The table allowed the change; what remains is doing it from where the journey is.
-            match &desired {
+            match desired {
                 DesiredLifecycle::Draft => {}
                 DesiredLifecycle::Published => match phase {
                     Phase::Draft => {
@@ -187,10 +236,7 @@ impl<S: Store> Engine<S> {
             rt.desired = desired.clone();
             save_rt(tx, jid, &rt)?;
             Ok(())
-        })?;
-        self.notify(key, ChangeCause::Command);
-        self.status_blocking(key)?
-            .ok_or_else(|| EngineError::NotFound(key.to_string()))
+        }
     }
 
     pub(crate) fn go_live(
@@ -465,7 +511,20 @@ impl<S: Store> Engine<S> {
         token: &str,
     ) -> Result<RequestOutcome> {
         let now = self.now();
-        let out = self.write(|tx| {
+        let out = self.write(|tx| self.request_in(tx, key, kind, token, now))?;
+        self.notify(key, ChangeCause::Command);
+        Ok(out)
+    }
+
+    pub(crate) fn request_in(
+        &self,
+        tx: &mut dyn StoreTx,
+        key: &str,
+        kind: RequestKind,
+        token: &str,
+        now: Millis,
+    ) -> Result<RequestOutcome> {
+        {
             let row = tx
                 .journey_for_update(key)?
                 .ok_or_else(|| EngineError::NotFound(key.to_string()))?;
@@ -546,9 +605,7 @@ impl<S: Store> Engine<S> {
             };
             save_rt(tx, jid, &rt)?;
             Ok(out)
-        })?;
-        self.notify(key, ChangeCause::Command);
-        Ok(out)
+        }
     }
 
     /// Deletes a journey and everything it owns (handled tokens are kept).
@@ -572,7 +629,15 @@ impl<S: Store> Engine<S> {
     }
 
     pub fn status_blocking(&self, key: &str) -> Result<Option<StatusSnapshot>> {
-        self.inner.store.read(|tx| {
+        self.inner.store.read(|tx| self.status_in(tx, key))
+    }
+
+    pub(crate) fn status_in(
+        &self,
+        tx: &mut dyn StoreTx,
+        key: &str,
+    ) -> Result<Option<StatusSnapshot>> {
+        {
             let Some(row) = tx.journey_for_update(key)? else {
                 return Ok(None);
             };
@@ -622,7 +687,7 @@ impl<S: Store> Engine<S> {
                 last_handled_full_run_request: tx.handled_token(key, "full-run")?,
                 last_handled_restart_request: tx.handled_token(key, "restart")?,
             }))
-        })
+        }
     }
 
     /// The phase only (no counting): cheap, for polling loops.

@@ -225,6 +225,10 @@ pub struct Runtime {
     /// Ended pauses (identity, start, end, reason), newest last.
     #[serde(default)]
     pub past_pauses: Vec<PauseInfo>,
+    /// What the last declaration said, for the lifecycle table's locks (absent for journeys
+    /// stored before declarations were kept, and for those driven by the fine-grained commands).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declared: Option<super::declare::DeclaredParts>,
 }
 
 pub const HISTORY_KEPT: usize = 50;

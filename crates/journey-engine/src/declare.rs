@@ -1,0 +1,197 @@
+//! Declaring a journey: its definition, its declared state and its run requests in one call
+//! and one transaction (the v1 engine API's `PUT`). The engine judges the change with the
+//! lifecycle table itself — transitions, Stopped frozen, entry and exit locked while published,
+//! the global filter changed only while paused — so a client that is not the apiserver cannot
+//! get past the rules either.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::api::ChangeCause;
+use super::core::*;
+use super::definition::Definition;
+use super::error::{EngineError, Result, json_err};
+use super::lifecycle::{
+    DesiredLifecycle, JourneyState, RequestKind, RequestOutcome, Runtime, StatusSnapshot,
+};
+use super::store::{Store, StoreTx};
+use journey_model::lifecycle::{self as table, Change};
+
+use super::control::check_filter;
+
+/// Everything a caller declares about one journey.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Declaration {
+    /// The whole definition, with the pause options, the global filter and the resume options.
+    pub definition: Definition,
+    pub state: JourneyState,
+    pub requests: Requests,
+}
+
+/// Run-control request tokens; each token is handled once.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Requests {
+    pub run: Option<String>,
+    pub full_run: Option<String>,
+    pub restart: Option<String>,
+}
+
+impl Requests {
+    pub fn iter(&self) -> impl Iterator<Item = (RequestKind, &str)> {
+        [
+            (RequestKind::RunNow, self.run.as_deref()),
+            (RequestKind::FullRun, self.full_run.as_deref()),
+            (RequestKind::Restart, self.restart.as_deref()),
+        ]
+        .into_iter()
+        .filter_map(|(kind, token)| token.filter(|t| !t.is_empty()).map(|t| (kind, t)))
+    }
+}
+
+/// What happened to one request token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestResult {
+    pub kind: RequestKind,
+    pub token: String,
+    pub outcome: RequestOutcome,
+}
+
+/// The outcome of a declaration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Declared {
+    /// `None` only for a Draft the engine has never seen: nothing runs in Draft, so the engine
+    /// first stores a journey when it is published.
+    pub status: Option<StatusSnapshot>,
+    pub requests: Vec<RequestResult>,
+}
+
+/// What the lifecycle table's locks compare between two declarations: the engine's `oldSelf`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeclaredParts {
+    pub state: JourneyState,
+    /// Hash of `entry` and `exit`.
+    pub entry_exit: String,
+    pub global_filter: Option<String>,
+    /// Hash of every other field the table freezes in Stopped.
+    pub rest: String,
+}
+
+fn digest(value: &serde_json::Value) -> String {
+    let mut h = Sha256::new();
+    h.update(value.to_string().as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl DeclaredParts {
+    pub fn of(definition: &Definition, state: JourneyState) -> Result<Self> {
+        let json = serde_json::to_value(definition).map_err(json_err("definition"))?;
+        let mut rest = json.clone();
+        let mut entry_exit = serde_json::Map::new();
+        if let Some(map) = rest.as_object_mut() {
+            for field in ["entry", "exit"] {
+                if let Some(v) = map.remove(field) {
+                    entry_exit.insert(field.into(), v);
+                }
+            }
+            map.remove("globalFilter");
+        }
+        Ok(DeclaredParts {
+            state,
+            entry_exit: digest(&serde_json::Value::Object(entry_exit)),
+            global_filter: definition.global_filter.clone(),
+            rest: digest(&rest),
+        })
+    }
+}
+
+impl<S: Store> Engine<S> {
+    /// Declares a journey: stores the definition when the state runs it, moves the lifecycle,
+    /// handles the request tokens, and answers the status, all in one transaction. A change the
+    /// lifecycle table refuses changes nothing and fails with [`EngineError::IllegalTransition`]
+    /// naming the rule.
+    pub fn declare_blocking(&self, key: &str, declaration: &Declaration) -> Result<Declared> {
+        let Declaration {
+            definition,
+            state,
+            requests,
+        } = declaration;
+        let desired = DesiredLifecycle::from_spec(state.as_str(), definition)?;
+        check_filter(&desired)?;
+        let prepared = if state.is_published() {
+            Some(self.prepare(definition)?)
+        } else {
+            None
+        };
+        let parts = DeclaredParts::of(definition, *state)?;
+        let now = self.now();
+        let declared = self.write(|tx| {
+            let existing = tx.journey_for_update(key)?;
+            if existing.is_none() && *state == JourneyState::Draft {
+                return Ok(Declared {
+                    status: None,
+                    requests: Vec::new(),
+                });
+            }
+            if let Some(row) = &existing {
+                let rt = load_rt(row)?;
+                judge(key, &rt, &desired, &parts)?;
+            }
+            if let Some(prepared) = &prepared {
+                self.apply_definition_in(tx, key, prepared, now)?;
+            }
+            let current = self.status_in(tx, key)?;
+            if current.as_ref().is_none_or(|s| s.desired != desired) {
+                self.set_lifecycle_in(tx, key, &desired, now)?;
+            }
+            remember(tx, key, &parts)?;
+            let mut results = Vec::new();
+            for (kind, token) in requests.iter() {
+                let outcome = self.request_in(tx, key, kind, token, now)?;
+                results.push(RequestResult {
+                    kind,
+                    token: token.to_string(),
+                    outcome,
+                });
+            }
+            Ok(Declared {
+                status: self.status_in(tx, key)?,
+                requests: results,
+            })
+        })?;
+        if declared.status.is_some() {
+            self.notify(key, ChangeCause::Command);
+        }
+        Ok(declared)
+    }
+}
+
+/// The table's verdict on moving the journey from where it is to the declaration.
+fn judge(key: &str, rt: &Runtime, desired: &DesiredLifecycle, parts: &DeclaredParts) -> Result<()> {
+    let to = desired.state();
+    let from = table::engine_from(rt.phase, rt.desired.state(), to);
+    // The first declaration of a journey stored before declarations were kept is judged on
+    // its state alone, as the apiserver judges a create.
+    let change = match &rt.declared {
+        Some(old) => Change {
+            from,
+            to,
+            entry_exit: old.entry_exit != parts.entry_exit,
+            global_filter: old.global_filter != parts.global_filter,
+            other_definition: old.rest != parts.rest,
+        },
+        None => Change::state(from, to),
+    };
+    table::judge(&change).map_err(|refusal| refused(key, rt.phase, desired, refusal))
+}
+
+fn remember(tx: &mut dyn StoreTx, key: &str, parts: &DeclaredParts) -> Result<()> {
+    let row = tx
+        .journey_for_update(key)?
+        .ok_or_else(|| EngineError::NotFound(key.to_string()))?;
+    let mut rt = load_rt(&row)?;
+    rt.declared = Some(parts.clone());
+    save_rt(tx, row.id, &rt)
+}
