@@ -508,19 +508,17 @@ async fn declare(
             },
         )
         .await?;
-    if let Some(status) = &declared.status
-        && commands.contains(&Command::ApplyDefinition)
-    {
+    if commands.contains(&Command::ApplyDefinition) {
         info!(
             journey = key,
-            version = status.version,
+            version = declared.status.version,
             "definition applied"
         );
     }
     for result in declared.requests {
         announce_request(ctx, journey, result).await;
     }
-    Ok(declared.status)
+    Ok(Some(declared.status))
 }
 
 async fn announce_request(ctx: &Context, journey: &Journey, result: RequestResult) {

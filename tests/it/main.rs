@@ -13,6 +13,7 @@ mod examples;
 mod expression_limits;
 mod finalizer;
 mod install;
+mod lifecycle_parity;
 mod operator;
 mod operator_process;
 mod plan;

@@ -61,9 +61,7 @@ pub struct RequestResult {
 /// The outcome of a declaration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Declared {
-    /// `None` only for a Draft the engine has never seen: nothing runs in Draft, so the engine
-    /// first stores a journey when it is published.
-    pub status: Option<StatusSnapshot>,
+    pub status: StatusSnapshot,
     pub requests: Vec<RequestResult>,
 }
 
@@ -128,14 +126,7 @@ impl<S: Store> Engine<S> {
         let parts = DeclaredParts::of(definition, *state)?;
         let now = self.now();
         let declared = self.write(|tx| {
-            let existing = tx.journey_for_update(key)?;
-            if existing.is_none() && *state == JourneyState::Draft {
-                return Ok(Declared {
-                    status: None,
-                    requests: Vec::new(),
-                });
-            }
-            if let Some(row) = &existing {
+            if let Some(row) = &tx.journey_for_update(key)? {
                 let rt = load_rt(row)?;
                 judge(key, &rt, &desired, &parts)?;
             }
@@ -156,14 +147,15 @@ impl<S: Store> Engine<S> {
                     outcome,
                 });
             }
+            let status = self
+                .status_in(tx, key)?
+                .ok_or_else(|| EngineError::NotFound(key.to_string()))?;
             Ok(Declared {
-                status: self.status_in(tx, key)?,
+                status,
                 requests: results,
             })
         })?;
-        if declared.status.is_some() {
-            self.notify(key, ChangeCause::Command);
-        }
+        self.notify(key, ChangeCause::Command);
         Ok(declared)
     }
 }

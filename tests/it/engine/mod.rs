@@ -1,7 +1,7 @@
 //! Semantic tests of the journey engine on the real SQLite store (temp file),
 //! driven by a virtual clock. Each test names the seed it comes from.
 
-mod common;
+pub mod common;
 mod crash;
 mod entrance;
 mod expressions;
