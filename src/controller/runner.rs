@@ -11,7 +11,6 @@ use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use kube_lease_manager::LeaseManagerBuilder;
 use tokio::net::TcpListener;
-use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -26,7 +25,8 @@ use crate::dataplane::{DataPlaneConfig, DataPlaneError, DataPlaneServer};
 use crate::engine::DestinationConfig;
 use crate::engine::store::sqlite::SqliteOptions;
 use crate::engine::{
-    Change, ChangeCause, Engine, EngineConfig, EngineError, JourneyEngine, SqliteStore, SystemClock,
+    ChangeCause, Engine, EngineConfig, EngineError, FeedChange, JourneyEngine, SqliteStore,
+    SystemClock,
 };
 
 #[derive(Debug, Clone)]
@@ -124,32 +124,76 @@ pub(crate) fn reconcile_inputs(journey: &CachedJourney) -> Option<u64> {
     Some(hasher.finish())
 }
 
-/// Engine change notifications as reconcile triggers for the journeys they name.
+/// How long one long poll of the change feed waits for a change.
+const FEED_WAIT: Duration = Duration::from_secs(30);
+
+/// The engine's change feed as reconcile triggers for the journeys it names, from the feed's
+/// revision when the controller starts (the watch's initial list reconciles everything before
+/// that). The cursor survives an engine that is down or restarting: the controller continues
+/// where it stopped and misses nothing. A cursor the feed no longer covers asks `resync` to
+/// reconcile every journey, then continues from the feed's head.
 ///
 /// Changes made by a command are left out: only reconciles send commands, and a reconcile
-/// reads the engine's status after its last command, so a trigger would only repeat it (at
-/// a cold start, one extra reconcile per journey).
+/// reads the engine's answer to its own declaration, so a trigger would only repeat it.
 fn engine_triggers(
-    engine: &dyn JourneyEngine,
+    engine: Arc<dyn JourneyEngine>,
+    resync: futures::channel::mpsc::UnboundedSender<()>,
 ) -> impl futures::Stream<Item = ObjectRef<CachedJourney>> + Send + 'static {
-    let receiver = engine.changes();
-    futures::stream::unfold(receiver, |mut rx| async move {
+    struct Feed {
+        engine: Arc<dyn JourneyEngine>,
+        cursor: Option<i64>,
+        pending: std::collections::VecDeque<ObjectRef<CachedJourney>>,
+        failures: u32,
+        resync: futures::channel::mpsc::UnboundedSender<()>,
+    }
+    let feed = Feed {
+        engine,
+        cursor: None,
+        pending: Default::default(),
+        failures: 0,
+        resync,
+    };
+    futures::stream::unfold(feed, |mut feed| async move {
         loop {
-            match rx.recv().await {
-                Ok(change) => {
-                    if let Some(journey) = trigger_for(&change) {
-                        return Some((journey, rx));
+            if let Some(next) = feed.pending.pop_front() {
+                return Some((next, feed));
+            }
+            let result = match feed.cursor {
+                None => feed.engine.feed_revision().await.map(|head| {
+                    feed.cursor = Some(head);
+                }),
+                Some(since) => match feed.engine.changes_since(since, FEED_WAIT).await {
+                    Ok(page) => {
+                        feed.cursor = Some(page.revision);
+                        feed.pending
+                            .extend(page.changes.iter().filter_map(trigger_for));
+                        Ok(())
                     }
+                    Err(e @ EngineError::ResyncRequired { .. }) => {
+                        warn!(%e, "engine change feed: reconciling every journey");
+                        feed.cursor = None;
+                        if feed.resync.unbounded_send(()).is_err() {
+                            return None;
+                        }
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                },
+            };
+            match result {
+                Ok(()) => feed.failures = 0,
+                Err(e) => {
+                    feed.failures = feed.failures.saturating_add(1);
+                    let delay = Duration::from_millis(500 << feed.failures.min(6));
+                    warn!(%e, retry_in = ?delay, "engine change feed unavailable");
+                    tokio::time::sleep(delay).await;
                 }
-                // The periodic resync catches what a lagging receiver missed.
-                Err(RecvError::Lagged(missed)) => warn!(missed, "engine change stream lagged"),
-                Err(RecvError::Closed) => return None,
             }
         }
     })
 }
 
-fn trigger_for(change: &Change) -> Option<ObjectRef<CachedJourney>> {
+fn trigger_for(change: &FeedChange) -> Option<ObjectRef<CachedJourney>> {
     if change.cause == ChangeCause::Command {
         return None;
     }
@@ -340,6 +384,7 @@ pub async fn run_controller(
         metrics,
         written.clone(),
     ));
+    let (resync_tx, resync_rx) = futures::channel::mpsc::unbounded();
     let (reader, writer) = reflector::store();
     let stream = watcher(api, watcher::Config::default())
         .default_backoff()
@@ -359,7 +404,8 @@ pub async fn run_controller(
     );
     Controller::for_stream(stream, reader)
         .with_config(controller::Config::default().concurrency(MAX_CONCURRENT_RECONCILES))
-        .reconcile_on(engine_triggers(engine.as_ref()))
+        .reconcile_on(engine_triggers(engine.clone(), resync_tx))
+        .reconcile_all_on(resync_rx)
         .graceful_shutdown_on(shutdown)
         .run(reconciler::reconcile, reconciler::error_policy, ctx)
         .for_each(|result| async move {
@@ -377,9 +423,11 @@ mod tests {
 
     #[test]
     fn only_changes_the_engine_made_itself_trigger_reconciles() {
-        let change = |key: &str, cause| Change {
+        let change = |key: &str, cause| FeedChange {
             key: key.into(),
+            revision: 1,
             cause,
+            deleted: false,
         };
         assert_eq!(
             trigger_for(&change("ns/j", ChangeCause::Engine)),

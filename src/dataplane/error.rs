@@ -126,7 +126,7 @@ impl IntoResponse for ApiError {
 
 /// Maps an engine failure to an answer.
 ///
-/// - `NotFound` → 404; `NoDefinition`, `IllegalTransition` → 409.
+/// - `NotFound` → 404; `NoDefinition`, `IllegalTransition` → 409; `ResyncRequired` → 410.
 /// - Validation-type errors (definition, duration, CEL, schedule, destination, config) → 400
 ///   with the engine's message (it names the journey field at fault). Through the data plane
 ///   they come from a journey's stored definition, not from the request; 400 says "retrying
@@ -141,6 +141,7 @@ pub fn engine_error(e: EngineError) -> ApiError {
         E::NoDefinition { .. } | E::IllegalTransition { .. } => {
             ApiError::new(StatusCode::CONFLICT, e.to_string())
         }
+        E::ResyncRequired { .. } => ApiError::new(StatusCode::GONE, e.to_string()),
         E::InvalidDefinition(_)
         | E::InvalidDuration { .. }
         | E::CelCompile { .. }

@@ -10,13 +10,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 use super::core::Engine;
 use super::declare::{Declaration, Declared};
 use super::definition::Definition;
 use super::error::{EngineError, Result};
+use super::feed::FeedPage;
 use super::lifecycle::{
     AppliedVersion, DesiredLifecycle, FilterMatches, RequestKind, RequestOutcome, StatusSnapshot,
 };
@@ -24,16 +24,7 @@ use super::store::{Delivery, RunRecord, Store};
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
-/// What made a journey's status change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChangeCause {
-    /// A control-plane command (`apply_definition`, `set_lifecycle`, `request`, `delete`). Its
-    /// caller reads the outcome itself, so it need not react to the notification.
-    Command,
-    /// The engine on its own (scheduler: resume progress, pause expiry, schedule start and end,
-    /// drain, timeouts) or the data plane (events, profile upserts).
-    Engine,
-}
+pub use super::feed::ChangeCause;
 
 /// One notification of the change stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,9 +63,11 @@ pub trait JourneyEngine: Send + Sync {
     ) -> BoxFuture<Result<RequestOutcome>>;
     /// Removes the journey and its data; `false` when unknown.
     fn delete(&self, key: &str) -> BoxFuture<Result<bool>>;
-    /// Change stream: the journeys whose status changed, and why. Lagging receivers
-    /// get `RecvError::Lagged` and should resync every journey.
-    fn changes(&self) -> broadcast::Receiver<Change>;
+    /// The change feed after revision `since`, waiting up to `wait` for the first change
+    /// (`crate::feed`). A cursor the feed no longer covers gets `EngineError::ResyncRequired`.
+    fn changes_since(&self, since: i64, wait: Duration) -> BoxFuture<Result<FeedPage>>;
+    /// The feed's current revision.
+    fn feed_revision(&self) -> BoxFuture<Result<i64>>;
 }
 
 /// One event to ingest.
@@ -157,8 +150,12 @@ impl<S: Store> JourneyEngine for Engine<S> {
         let (e, k) = (self.clone(), key.to_string());
         blocking(move || e.delete_blocking(&k))
     }
-    fn changes(&self) -> broadcast::Receiver<Change> {
-        self.subscribe()
+    fn changes_since(&self, since: i64, wait: Duration) -> BoxFuture<Result<FeedPage>> {
+        self.wait_for_changes(since, wait)
+    }
+    fn feed_revision(&self) -> BoxFuture<Result<i64>> {
+        let e = self.clone();
+        blocking(move || e.feed_revision_blocking())
     }
 }
 

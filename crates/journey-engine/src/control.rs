@@ -45,7 +45,11 @@ impl<S: Store> Engine<S> {
     pub fn apply_definition_blocking(&self, key: &str, def: &Definition) -> Result<AppliedVersion> {
         let prepared = self.prepare(def)?;
         let now = self.now();
-        let out = self.write(|tx| self.apply_definition_in(tx, key, &prepared, now))?;
+        let out = self.write(|tx| {
+            let out = self.apply_definition_in(tx, key, &prepared, now)?;
+            tx.record_change(key, ChangeCause::Command)?;
+            Ok(out)
+        })?;
         self.notify(key, ChangeCause::Command);
         Ok(out)
     }
@@ -131,7 +135,10 @@ impl<S: Store> Engine<S> {
     ) -> Result<StatusSnapshot> {
         check_filter(&desired)?;
         let now = self.now();
-        self.write(|tx| self.set_lifecycle_in(tx, key, &desired, now))?;
+        self.write(|tx| {
+            self.set_lifecycle_in(tx, key, &desired, now)?;
+            tx.record_change(key, ChangeCause::Command).map(drop)
+        })?;
         self.notify(key, ChangeCause::Command);
         self.status_blocking(key)?
             .ok_or_else(|| EngineError::NotFound(key.to_string()))
@@ -511,7 +518,11 @@ impl<S: Store> Engine<S> {
         token: &str,
     ) -> Result<RequestOutcome> {
         let now = self.now();
-        let out = self.write(|tx| self.request_in(tx, key, kind, token, now))?;
+        let out = self.write(|tx| {
+            let out = self.request_in(tx, key, kind, token, now)?;
+            tx.record_change(key, ChangeCause::Command)?;
+            Ok(out)
+        })?;
         self.notify(key, ChangeCause::Command);
         Ok(out)
     }
@@ -610,12 +621,14 @@ impl<S: Store> Engine<S> {
 
     /// Deletes a journey and everything it owns (handled tokens are kept).
     pub fn delete_blocking(&self, key: &str) -> Result<bool> {
+        let now = self.now();
         let found = self
             .inner
             .store
             .write(|tx| match tx.journey_for_update(key)? {
                 Some(row) => {
                     tx.delete_journey(row.id)?;
+                    tx.record_deletion(key, ChangeCause::Command, now)?;
                     if let Ok(mut m) = self.inner.defs.lock() {
                         m.forget_journey(row.id);
                     }

@@ -104,6 +104,8 @@ pub(crate) struct Inner<S: Store> {
     /// Which journeys the scheduler may skip, so an idle tick costs O(changed journeys), not
     /// one write transaction per journey.
     wakes: Mutex<Wakes>,
+    /// When the scheduler last dropped expired tombstones from the change feed.
+    pub(crate) feed_purged_at: Mutex<Millis>,
     /// Destination credentials, read again when their files change.
     pub(crate) credentials: super::credentials::CredentialFiles,
 }
@@ -166,6 +168,7 @@ impl<S: Store> Engine<S> {
                 priority: std::sync::atomic::AtomicUsize::new(0),
                 held_cache: Mutex::new(None),
                 wakes: Mutex::new(Wakes::default()),
+                feed_purged_at: Mutex::new(0),
                 credentials: Default::default(),
             }),
         })

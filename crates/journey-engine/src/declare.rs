@@ -147,6 +147,7 @@ impl<S: Store> Engine<S> {
                     outcome,
                 });
             }
+            tx.record_change(key, ChangeCause::Command)?;
             let status = self
                 .status_in(tx, key)?
                 .ok_or_else(|| EngineError::NotFound(key.to_string()))?;

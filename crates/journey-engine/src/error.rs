@@ -39,6 +39,10 @@ pub enum EngineError {
         rule: journey_model::lifecycle::Rule,
         why: String,
     },
+    #[error(
+        "the change feed no longer covers revision {since} (it keeps revisions {oldest}..{head}): list every journey again"
+    )]
+    ResyncRequired { since: i64, oldest: i64, head: i64 },
     #[error("unknown destination {name:?} in step {step:?}")]
     UnknownDestination { step: String, name: String },
     #[error("invalid destination configuration: {0}")]

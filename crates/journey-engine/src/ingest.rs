@@ -78,6 +78,7 @@ impl<S: Store> Engine<S> {
             for (row, rt, _, dirty) in &journeys {
                 if *dirty {
                     save_rt(tx, row.id, rt)?;
+                    tx.record_change(&row.key, ChangeCause::Engine)?;
                     touched.insert(row.key.clone());
                 }
             }
@@ -163,10 +164,13 @@ impl<S: Store> Engine<S> {
             for event in events {
                 self.ingest_in(tx, event, now, &mut touched)?;
             }
+            touched.sort_unstable();
+            touched.dedup();
+            for key in &touched {
+                tx.record_change(key, ChangeCause::Engine)?;
+            }
             Ok(())
         })?;
-        touched.sort_unstable();
-        touched.dedup();
         for k in touched {
             self.notify(&k, ChangeCause::Engine);
         }

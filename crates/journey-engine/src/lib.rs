@@ -27,6 +27,7 @@ mod scheduler;
 pub use journey_model::duration;
 pub mod error;
 pub mod expr;
+pub mod feed;
 pub mod lifecycle;
 pub mod schedule;
 pub mod store;
@@ -40,6 +41,7 @@ pub use declare::{Declaration, Declared, RequestResult, Requests};
 pub use definition::{Definition, OnExpiry, PauseEntries, PauseMode, PauseWaits};
 pub use destinations::{DestinationConfig, WebhookDestination};
 pub use error::{EngineError, Result};
+pub use feed::{FeedChange, FeedPage};
 pub use lifecycle::{
     AppliedVersion, DesiredLifecycle, FilterMatches, LifecycleCommand, PauseOptions, Phase,
     ProfileCounts, RequestKind, RequestOutcome, StatusSnapshot,

@@ -95,6 +95,7 @@ impl<S: Store> Engine<S> {
     /// not visited again until something touches them.
     pub fn tick(&self) -> Result<TickReport> {
         let mut report = TickReport::default();
+        self.purge_feed()?;
         for (jid, key) in self.visits(self.now())? {
             self.wakes().begin(&key);
             match self.visit(jid, &key) {
@@ -167,6 +168,26 @@ impl<S: Store> Engine<S> {
             total.add(r);
         }
         Ok(total)
+    }
+
+    /// Drops the change feed's expired tombstones, at most once a minute.
+    fn purge_feed(&self) -> Result<()> {
+        let now = self.now();
+        {
+            let mut last = self
+                .inner
+                .feed_purged_at
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if now - *last < crate::clock::MINUTE {
+                return Ok(());
+            }
+            *last = now;
+        }
+        self.inner
+            .store
+            .write(|tx| tx.purge_tombstones(now - crate::feed::TOMBSTONES_KEPT_MS))
+            .map(drop)
     }
 
     /// Returns (report, more work pending now, runtime changed).
@@ -339,6 +360,9 @@ impl<S: Store> Engine<S> {
             let changed = rt != before;
             if changed {
                 save_rt(tx, jid, &rt)?;
+            }
+            if (changed && !swept_only) || !rep.is_idle() {
+                tx.record_change(&row.key, ChangeCause::Engine)?;
             }
             let wake_at = if more {
                 now
@@ -557,6 +581,9 @@ impl<S: Store> Engine<S> {
                 && let Some((_, v)) = c.as_mut()
             {
                 *v += held_total - held_before;
+            }
+            if !rep.is_idle() {
+                tx.record_change(&row.key, ChangeCause::Engine)?;
             }
             Ok((rep, n == batch))
         })

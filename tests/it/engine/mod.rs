@@ -5,6 +5,7 @@ pub mod common;
 mod crash;
 mod entrance;
 mod expressions;
+mod feed;
 mod lifecycle;
 mod pause;
 mod resume;

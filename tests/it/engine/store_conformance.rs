@@ -94,6 +94,49 @@ pub fn failed_transaction_rolls_back(store: &impl Store) {
     assert_eq!(n, 0);
 }
 
+/// The change feed: revisions grow with each recorded change, a journey is listed once at its
+/// latest change, tombstones list deletions, and purging them raises the oldest cursor allowed.
+pub fn feed_revisions_and_tombstones(store: &impl Store) {
+    use journey_operator::engine::ChangeCause::{Command, Engine};
+    let (floor, start) = store.read(|tx| tx.feed_bounds()).expect("bounds");
+    let (r1, r2, r3) = store
+        .write(|tx: &mut dyn StoreTx| {
+            tx.insert_journey("feed/a", "{}")?;
+            tx.insert_journey("feed/b", "{}")?;
+            let r1 = tx.record_change("feed/a", Command)?;
+            let r2 = tx.record_change("feed/b", Engine)?;
+            let r3 = tx.record_change("feed/a", Engine)?;
+            Ok((r1, r2, r3))
+        })
+        .expect("write");
+    assert!(start < r1 && r1 < r2 && r2 < r3, "{start} {r1} {r2} {r3}");
+    let changes = store
+        .read(|tx| tx.changes_since(start, 100))
+        .expect("changes");
+    let listed: Vec<(&str, i64)> = changes
+        .iter()
+        .map(|c| (c.key.as_str(), c.revision))
+        .collect();
+    assert_eq!(listed, vec![("feed/b", r2), ("feed/a", r3)]);
+    let r4 = store
+        .write(|tx: &mut dyn StoreTx| {
+            let row = tx.journey_for_update("feed/b")?.expect("b exists");
+            tx.delete_journey(row.id)?;
+            tx.record_deletion("feed/b", Command, 1_000)
+        })
+        .expect("delete");
+    let changes = store.read(|tx| tx.changes_since(r3, 100)).expect("changes");
+    assert_eq!(changes.len(), 1);
+    assert!(changes[0].deleted && changes[0].key == "feed/b" && changes[0].revision == r4);
+    let purged = store
+        .write(|tx: &mut dyn StoreTx| tx.purge_tombstones(2_000))
+        .expect("purge");
+    assert_eq!(purged, 1);
+    let (new_floor, head) = store.read(|tx| tx.feed_bounds()).expect("bounds");
+    assert!(new_floor >= r4 && new_floor > floor);
+    assert_eq!(head, r4);
+}
+
 #[test]
 fn sqlite_conformance() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -101,7 +144,8 @@ fn sqlite_conformance() {
     failed_transaction_rolls_back(&s);
     idempotency_key_is_unique(&s);
     enrollment_roundtrip_and_release_order(&s);
-    assert_eq!(s.schema_version().expect("schema"), 5);
+    feed_revisions_and_tombstones(&s);
+    assert_eq!(s.schema_version().expect("schema"), 6);
     // reopen: migrations are not re-applied, data persists
     drop(s);
     let s = SqliteStore::open(dir.path().join("a.db")).expect("reopen");

@@ -112,7 +112,7 @@ fn a_database_at_migration_4_opens_unchanged_and_goes_on() {
         );
     }
 
-    assert_eq!(h.engine.store().schema_version().expect("schema"), 5);
+    assert_eq!(h.engine.store().schema_version().expect("schema"), 6);
 
     // The delivery in flight goes out under the key it was created with.
     let transport = Recorder::default();
@@ -142,5 +142,20 @@ fn a_database_at_migration_4_opens_unchanged_and_goes_on() {
     assert_eq!(
         steps_of(&h.deliveries("shop/paused")),
         ["hello", "followup"]
+    );
+}
+
+/// The feed (migration 6) starts with every journey stored before it, each once, so a reader
+/// starting from revision 0 misses none of them.
+#[test]
+fn journeys_stored_before_the_change_feed_are_in_it() {
+    let h = Harness::open_copy(std::path::Path::new(FIXTURE), WRITTEN_AT, config());
+    let page = h.engine.changes_since_blocking(0).expect("feed");
+    let mut keys: Vec<&str> = page.changes.iter().map(|c| c.key.as_str()).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, vec!["shop/cart", "shop/hook", "shop/paused"]);
+    assert_eq!(
+        page.revision,
+        h.engine.feed_revision_blocking().expect("head")
     );
 }

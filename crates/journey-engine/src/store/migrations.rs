@@ -174,6 +174,31 @@ CREATE INDEX del_held_journey ON deliveries (journey_id) WHERE status = 2;
 CREATE INDEX del_sending ON deliveries (journey_id) WHERE status = 5;
 "#,
     ),
+    (
+        6,
+        // The change feed: one engine-wide revision, each journey's latest change, and
+        // tombstones for deletions. Existing journeys get distinct revisions so a reader
+        // starting from 0 sees each of them once.
+        r#"
+ALTER TABLE journeys ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE journeys ADD COLUMN change_cause TEXT NOT NULL DEFAULT 'Engine';
+UPDATE journeys SET revision = id;
+CREATE INDEX journeys_revision ON journeys (revision);
+CREATE TABLE feed_tombstones (
+    key TEXT PRIMARY KEY,
+    revision INTEGER NOT NULL,
+    cause TEXT NOT NULL,
+    deleted_at INTEGER NOT NULL
+);
+CREATE INDEX feed_tombstones_revision ON feed_tombstones (revision);
+CREATE TABLE feed_meta (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    floor INTEGER NOT NULL,
+    head INTEGER NOT NULL
+);
+INSERT INTO feed_meta (id, floor, head) VALUES (1, 0, (SELECT COALESCE(MAX(id), 0) FROM journeys));
+"#,
+    ),
 ];
 
 /// Applies pending migrations; returns the schema version.

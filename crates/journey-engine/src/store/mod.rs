@@ -12,11 +12,13 @@
 
 pub mod migrations;
 pub mod sqlite;
+mod sqlite_feed;
 
 use serde::{Deserialize, Serialize};
 
 use super::clock::Millis;
 use super::error::Result;
+use super::feed::{ChangeCause, FeedChange};
 
 /// State of an enrollment (a profile's passage through a journey).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -206,8 +208,23 @@ pub struct DeliveryFilter {
     pub limit: Option<i64>,
 }
 
+/// The change feed's side of a transaction (`crate::feed`).
+pub trait FeedTx {
+    /// Advances the engine-wide revision and records it as the journey's latest change.
+    fn record_change(&mut self, key: &str, cause: ChangeCause) -> Result<i64>;
+    /// Advances the revision and keeps a tombstone for a deleted journey.
+    fn record_deletion(&mut self, key: &str, cause: ChangeCause, at: Millis) -> Result<i64>;
+    /// Journeys and tombstones changed after `since`, oldest first.
+    fn changes_since(&mut self, since: i64, limit: i64) -> Result<Vec<FeedChange>>;
+    /// (oldest revision a cursor may hold, current revision).
+    fn feed_bounds(&mut self) -> Result<(i64, i64)>;
+    /// Drops tombstones of deletions before `before`; a cursor older than the newest dropped
+    /// one must resync. Returns how many were dropped.
+    fn purge_tombstones(&mut self, before: Millis) -> Result<u64>;
+}
+
 /// One write (or read) transaction. Object safe.
-pub trait StoreTx {
+pub trait StoreTx: FeedTx {
     // journeys
     fn journey_for_update(&mut self, key: &str) -> Result<Option<JourneyRow>>;
     fn journey_by_id(&mut self, id: i64) -> Result<Option<JourneyRow>>;

@@ -138,8 +138,8 @@ impl Store for SqliteStore {
     }
 }
 
-struct SqliteTx<'c> {
-    tx: Transaction<'c>,
+pub(super) struct SqliteTx<'c> {
+    pub(super) tx: Transaction<'c>,
     /// Pending changes to `enrollment_counts`: (journey, epoch, state) -> delta.
     deltas: HashMap<(i64, i64, i64), i64>,
 }
