@@ -21,8 +21,13 @@ pub enum TranslateError {
 
 /// The definition the engine versions, from the spec.
 pub fn definition(spec: &JourneySpec) -> Result<engine::Definition, TranslateError> {
-    let value =
+    let mut value =
         serde_json::to_value(spec).map_err(|e| TranslateError::Definition(e.to_string()))?;
+    // The engine's definition refuses unknown fields; these two are the resource's alone.
+    if let Some(map) = value.as_object_mut() {
+        map.remove("state");
+        map.remove("deletionPolicy");
+    }
     serde_json::from_value(value).map_err(|e| TranslateError::Definition(e.to_string()))
 }
 

@@ -8,8 +8,8 @@ use journey_operator::dataplane::{
 };
 use journey_operator::engine::store::Profile;
 use journey_operator::engine::{
-    DataPlane, Definition, DesiredLifecycle, Engine, EngineConfig, JourneyEngine, RequestKind,
-    SqliteStore, Store, VirtualClock,
+    DataPlane, DesiredLifecycle, Engine, EngineConfig, JourneyEngine, RequestKind, SqliteStore,
+    Store, VirtualClock,
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -129,7 +129,7 @@ impl Plane {
 
     /// Applies a definition and publishes it through the engine's control-plane API.
     async fn publish(&self, key: &str, spec: Value) {
-        let def = Definition::from_json(spec).expect("definition parses");
+        let def = crate::engine::common::definition(spec);
         JourneyEngine::apply_definition(&self.engine, key, def)
             .await
             .expect("apply definition");

@@ -18,7 +18,7 @@
 use journey_model::lifecycle::{JourneyState, Phase};
 use journey_operator::api::admission::cel_violations;
 use journey_operator::api::validate::ValidationContext;
-use journey_operator::engine::{Declaration, Definition, EngineError};
+use journey_operator::engine::{Declaration, EngineError};
 use journey_operator::plan::plan;
 use serde_json::{Value, json};
 
@@ -86,7 +86,7 @@ fn object(spec: &Value) -> Value {
 fn declare(h: &Harness, spec: &Value) -> Result<Phase, EngineError> {
     let state: JourneyState =
         serde_json::from_value(spec["state"].clone()).expect("the case has a state");
-    let definition = Definition::from_json(spec.clone()).expect("definition parses");
+    let definition = definition(spec.clone());
     h.engine
         .declare_blocking(
             KEY,

@@ -22,6 +22,7 @@ pub const MAX_PAUSE_MS: i64 = 336 * 3_600_000;
 pub const DEFAULT_RESUME_RATE: u64 = 5000;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 #[serde(rename_all = "camelCase")]
 pub struct Definition {
     pub entry: Entry,
@@ -46,6 +47,7 @@ pub struct Definition {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 #[serde(rename_all = "camelCase")]
 pub struct Entry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -57,6 +59,7 @@ pub struct Entry {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[serde(rename_all = "camelCase")]
 pub struct EventMatch {
     pub name: String,
@@ -72,6 +75,7 @@ pub enum AudienceMode {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[serde(rename_all = "camelCase")]
 pub struct Audience {
     pub condition: String,
@@ -84,6 +88,7 @@ pub struct Audience {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[serde(rename_all = "camelCase")]
 pub struct CronSpec {
     pub cron: String,
@@ -92,6 +97,7 @@ pub struct CronSpec {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 #[serde(rename_all = "camelCase")]
 pub struct Reentry {
     #[serde(default)]
@@ -101,12 +107,14 @@ pub struct Reentry {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[serde(rename_all = "camelCase")]
 pub struct ExitCriterion {
     pub event: EventMatch,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[serde(rename_all = "camelCase")]
 pub struct Step {
     pub id: String,
@@ -125,6 +133,7 @@ pub struct Step {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[serde(rename_all = "camelCase")]
 pub struct WaitSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -135,6 +144,7 @@ pub struct WaitSpec {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[serde(rename_all = "camelCase")]
 pub struct WaitForEventSpec {
     pub name: String,
@@ -147,6 +157,7 @@ pub struct WaitForEventSpec {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[serde(rename_all = "camelCase")]
 pub struct ConditionSpec {
     #[serde(default)]
@@ -156,6 +167,7 @@ pub struct ConditionSpec {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[serde(rename_all = "camelCase")]
 pub struct Branch {
     pub when: String,
@@ -163,6 +175,7 @@ pub struct Branch {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[serde(rename_all = "camelCase")]
 pub struct ActionSpec {
     #[serde(default = "default_channel")]
@@ -178,6 +191,7 @@ fn default_channel() -> String {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 #[serde(rename_all = "camelCase")]
 pub struct ResumeSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -185,6 +199,7 @@ pub struct ResumeSpec {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 #[serde(rename_all = "camelCase")]
 pub struct ScheduleSpec {
     /// RFC 3339.
@@ -225,6 +240,7 @@ pub enum OnExpiry {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 #[serde(rename_all = "camelCase")]
 pub struct PauseSpec {
     #[serde(default)]
@@ -720,8 +736,6 @@ mod tests {
 
     fn sample() -> serde_json::Value {
         json!({
-            "state": "Published",
-            "deletionPolicy": "Stop",
             "entry": {"event": {"name": "AddToCart", "condition": "event.total > 10"},
                       "reentry": {"allowed": true, "after": "24h"}},
             "exit": [{"event": {"name": "Purchase"}}],
@@ -741,7 +755,24 @@ mod tests {
     }
 
     #[test]
-    fn parses_spec_json_and_ignores_unknown_fields() {
+    fn parses_spec_json_and_refuses_unknown_fields() {
+        for (path, value) in [
+            ("/state", json!("Published")),
+            ("/steps/0/wait/durration", json!("1h")),
+            ("/entry/event/nmae", json!("x")),
+        ] {
+            let mut v = sample();
+            let (parent, field) = path.rsplit_once('/').expect("a path");
+            if let Some(obj) = v.pointer_mut(parent).and_then(|p| p.as_object_mut()) {
+                obj.insert(field.to_string(), value);
+            }
+            let err = Definition::from_json(v).map(drop).expect_err(path);
+            assert!(
+                err.to_string()
+                    .contains(&format!("unknown field `{field}`")),
+                "{err}"
+            );
+        }
         let d = Definition::from_json(sample()).expect("parse");
         assert_eq!(d.steps.len(), 6);
         assert_eq!(d.pause.as_ref().map(|p| p.mode), Some(PauseMode::Hold));

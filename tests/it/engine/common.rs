@@ -14,6 +14,16 @@ pub const M: i64 = MINUTE;
 pub const H: i64 = HOUR;
 pub const D: i64 = DAY;
 
+/// The engine definition of a Journey `spec` (test JSON often carries the resource's own
+/// `state` and `deletionPolicy`, which the engine's definition refuses as unknown fields).
+pub fn definition(mut spec: Value) -> Definition {
+    if let Some(map) = spec.as_object_mut() {
+        map.remove("state");
+        map.remove("deletionPolicy");
+    }
+    Definition::from_json(spec).expect("definition parses")
+}
+
 pub struct Harness {
     pub engine: Engine<SqliteStore>,
     pub clock: VirtualClock,
@@ -62,7 +72,7 @@ impl Harness {
     }
 
     pub fn apply(&self, key: &str, spec: Value) -> AppliedVersion {
-        let def = Definition::from_json(spec).expect("definition parses");
+        let def = definition(spec);
         self.engine
             .apply_definition_blocking(key, &def)
             .expect("apply definition")

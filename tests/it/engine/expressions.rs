@@ -10,7 +10,7 @@ use super::common::*;
 #[test]
 fn the_engine_refuses_worst_case_expressions_and_changes_nothing() {
     use journey_model::expr::worst_cases::{Verdict, at_length};
-    use journey_operator::engine::{Definition, DesiredLifecycle, EngineError, PauseOptions};
+    use journey_operator::engine::{DesiredLifecycle, EngineError, PauseOptions};
     let h = Harness::new();
     h.apply("ns/j", action_first());
     h.publish("ns/j");
@@ -18,7 +18,7 @@ fn the_engine_refuses_worst_case_expressions_and_changes_nothing() {
         let before = h.status("ns/j");
         let mut spec = action_first();
         spec["entry"]["event"]["condition"] = json!(case.source);
-        let def = Definition::from_json(spec).expect("parses");
+        let def = definition(spec);
         let applied = h.engine.apply_definition_blocking("ns/j", &def);
         let paused = h.engine.set_lifecycle_blocking(
             "ns/j",

@@ -98,7 +98,7 @@ fn stop_halts_everything_and_is_terminal() {
     }
     let mut changed = ajo_sample();
     changed["timeout"] = json!("1h");
-    let def = journey_operator::engine::Definition::from_json(changed).expect("parse");
+    let def = definition(changed);
     assert!(
         h.engine.apply_definition_blocking("ns/j", &def).is_err(),
         "definition frozen"

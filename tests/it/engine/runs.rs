@@ -8,7 +8,6 @@ fn read_journey(h: &Harness, incremental: bool) {
         "ns/r",
         json!({"entry": {"audience": {"condition": "profile.ok", "mode": "Read",
                  "schedule": {"cron": "0 0 1 1 *"}, "incremental": incremental}},
-               "entry_ignored": true,
                "steps": [{"id": "a", "action": {"channel": "email", "message": {}}}]}),
     );
 }
