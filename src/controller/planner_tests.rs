@@ -29,6 +29,7 @@ fn spec(state: &str, extra: serde_json::Value) -> JourneySpec {
 
 fn snapshot(phase: engine::Phase, desired: DesiredLifecycle) -> StatusSnapshot {
     StatusSnapshot {
+        revision: 1,
         key: "ns/j".into(),
         phase,
         desired,

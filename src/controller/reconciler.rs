@@ -24,8 +24,7 @@ use crate::api::journey::{DeletionPolicy, Journey};
 use crate::api::status::{JourneyStatus, Phase};
 use crate::api::validate::{Problem, ValidationContext, validate};
 use crate::engine::{
-    Declaration, DesiredLifecycle, EngineError, JourneyEngine, RequestKind, RequestOutcome,
-    RequestResult, Requests,
+    Declaration, EngineError, JourneyEngine, RequestKind, RequestOutcome, RequestResult, Requests,
 };
 use crate::panics::Place;
 
@@ -505,6 +504,8 @@ async fn declare(
                 definition: definition.clone(),
                 state: spec.state,
                 requests,
+                // The controller owns its journeys: the apiserver already ordered its changes.
+                expected_revision: None,
             },
         )
         .await?;
@@ -661,15 +662,6 @@ async fn cleanup(journey: &Journey, ctx: &Context) -> Result<Action, ReconcileEr
             .await;
         }
         DeletionPolicy::Stop => {
-            match ctx
-                .engine
-                .set_lifecycle(&key, DesiredLifecycle::Stopped)
-                .await
-            {
-                Ok(_) | Err(EngineError::NotFound(_)) | Err(EngineError::NoDefinition { .. }) => {}
-                Err(e) if permanent(&e) => {}
-                Err(e) => return Err(ReconcileError::Engine(e)),
-            }
             ctx.engine
                 .delete(&key)
                 .await

@@ -3,13 +3,14 @@
 
 use std::sync::Arc;
 
+use journey_model::lifecycle::JourneyState;
 use journey_operator::dataplane::{
     DataPlaneConfig, DataPlaneError, DataPlaneServer, Limits, RETRY_AFTER_SECS, ROUTES,
 };
 use journey_operator::engine::store::Profile;
 use journey_operator::engine::{
-    DataPlane, DesiredLifecycle, Engine, EngineConfig, JourneyEngine, RequestKind, SqliteStore,
-    Store, VirtualClock,
+    DataPlane, Declaration, Engine, EngineConfig, JourneyEngine, RequestKind, SqliteStore, Store,
+    VirtualClock,
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -129,13 +130,15 @@ impl Plane {
 
     /// Applies a definition and publishes it through the engine's control-plane API.
     async fn publish(&self, key: &str, spec: Value) {
-        let def = crate::engine::common::definition(spec);
-        JourneyEngine::apply_definition(&self.engine, key, def)
+        let declaration = Declaration {
+            definition: crate::engine::common::definition(spec),
+            state: JourneyState::Published,
+            requests: Default::default(),
+            expected_revision: None,
+        };
+        JourneyEngine::declare(&self.engine, key, declaration)
             .await
-            .expect("apply definition");
-        JourneyEngine::set_lifecycle(&self.engine, key, DesiredLifecycle::Published)
-            .await
-            .expect("publish");
+            .expect("declare");
     }
 
     /// Drives the engine's scheduler until nothing is due (the clock is virtual).
@@ -636,9 +639,13 @@ async fn run_history_of_a_journey() {
             .await;
         assert_eq!(s, StatusCode::NO_CONTENT);
     }
-    JourneyEngine::request(&p.engine, "shop/newsletter", RequestKind::RunNow, "run-1")
-        .await
-        .expect("run now");
+    let engine = p.engine.clone();
+    tokio::task::spawn_blocking(move || {
+        engine.request_blocking("shop/newsletter", RequestKind::RunNow, "run-1")
+    })
+    .await
+    .expect("join")
+    .expect("run now");
     p.run_engine().await;
 
     let (s, b) = p.get("/v1/journeys/shop/newsletter/runs").await;

@@ -10,8 +10,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use journey_operator::controller::webhooks::{HttpTransport, spawn_sender};
 use journey_operator::engine::{
-    DataPlane, DesiredLifecycle, DestinationConfig, Engine, EngineConfig, JourneyEngine,
-    SqliteStore, SystemClock, WebhookDestination,
+    DataPlane, DestinationConfig, Engine, EngineConfig, JourneyEngine, SqliteStore, SystemClock,
+    WebhookDestination,
 };
 use serde_json::{Value, json};
 
@@ -93,11 +93,15 @@ async fn webhook_deliveries_are_posted_once_each_with_their_idempotency_key() {
     }))
     .expect("definition");
     engine
-        .apply_definition("ns/hook", definition)
-        .await
-        .expect("apply");
-    engine
-        .set_lifecycle("ns/hook", DesiredLifecycle::Published)
+        .declare(
+            "ns/hook",
+            journey_operator::engine::Declaration {
+                definition,
+                state: journey_model::lifecycle::JourneyState::Published,
+                requests: Default::default(),
+                expected_revision: None,
+            },
+        )
         .await
         .expect("publish");
     for i in 0..10 {

@@ -14,12 +14,9 @@ use tokio::task::JoinHandle;
 
 use super::core::Engine;
 use super::declare::{Declaration, Declared};
-use super::definition::Definition;
 use super::error::{EngineError, Result};
 use super::feed::FeedPage;
-use super::lifecycle::{
-    AppliedVersion, DesiredLifecycle, FilterMatches, RequestKind, RequestOutcome, StatusSnapshot,
-};
+use super::lifecycle::{FilterMatches, StatusSnapshot};
 use super::store::{Delivery, RunRecord, Store};
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -37,31 +34,13 @@ pub struct Change {
 /// Control-plane API used by the controller. Journeys are identified by a key
 /// (the operator uses `"namespace/name"`).
 pub trait JourneyEngine: Send + Sync {
-    /// Stores the definition; returns version and content hash (idempotent on content).
-    fn apply_definition(
-        &self,
-        key: &str,
-        definition: Definition,
-    ) -> BoxFuture<Result<AppliedVersion>>;
-    /// Sets the desired lifecycle; returns the resulting status.
-    fn set_lifecycle(
-        &self,
-        key: &str,
-        desired: DesiredLifecycle,
-    ) -> BoxFuture<Result<StatusSnapshot>>;
     /// Declares the journey (definition, state and request tokens) in one transaction and
     /// answers its status: the one call a reconcile makes when something differs.
     fn declare(&self, key: &str, declaration: Declaration) -> BoxFuture<Result<Declared>>;
     /// Status snapshot, or `None` when the engine does not know the key.
     fn status(&self, key: &str) -> BoxFuture<Result<Option<StatusSnapshot>>>;
-    /// Run now / full run / restart, carried by an opaque token handled exactly once.
-    fn request(
-        &self,
-        key: &str,
-        kind: RequestKind,
-        token: &str,
-    ) -> BoxFuture<Result<RequestOutcome>>;
-    /// Removes the journey and its data; `false` when unknown.
+    /// Stops the journey (nothing more is sent) and removes it with its data; `false` when
+    /// the engine did not know it.
     fn delete(&self, key: &str) -> BoxFuture<Result<bool>>;
     /// The change feed after revision `since`, waiting up to `wait` for the first change
     /// (`crate::feed`). A cursor the feed no longer covers gets `EngineError::ResyncRequired`.
@@ -113,22 +92,6 @@ where
 }
 
 impl<S: Store> JourneyEngine for Engine<S> {
-    fn apply_definition(
-        &self,
-        key: &str,
-        definition: Definition,
-    ) -> BoxFuture<Result<AppliedVersion>> {
-        let (e, k) = (self.clone(), key.to_string());
-        blocking(move || e.apply_definition_blocking(&k, &definition))
-    }
-    fn set_lifecycle(
-        &self,
-        key: &str,
-        desired: DesiredLifecycle,
-    ) -> BoxFuture<Result<StatusSnapshot>> {
-        let (e, k) = (self.clone(), key.to_string());
-        blocking(move || e.set_lifecycle_blocking(&k, desired))
-    }
     fn declare(&self, key: &str, declaration: Declaration) -> BoxFuture<Result<Declared>> {
         let (e, k) = (self.clone(), key.to_string());
         blocking(move || e.declare_blocking(&k, &declaration))
@@ -137,18 +100,9 @@ impl<S: Store> JourneyEngine for Engine<S> {
         let (e, k) = (self.clone(), key.to_string());
         blocking(move || e.status_blocking(&k))
     }
-    fn request(
-        &self,
-        key: &str,
-        kind: RequestKind,
-        token: &str,
-    ) -> BoxFuture<Result<RequestOutcome>> {
-        let (e, k, t) = (self.clone(), key.to_string(), token.to_string());
-        blocking(move || e.request_blocking(&k, kind, &t))
-    }
     fn delete(&self, key: &str) -> BoxFuture<Result<bool>> {
         let (e, k) = (self.clone(), key.to_string());
-        blocking(move || e.delete_blocking(&k))
+        blocking(move || e.stop_and_delete_blocking(&k))
     }
     fn changes_since(&self, since: i64, wait: Duration) -> BoxFuture<Result<FeedPage>> {
         self.wait_for_changes(since, wait)

@@ -620,6 +620,20 @@ impl<S: Store> Engine<S> {
     }
 
     /// Deletes a journey and everything it owns (handled tokens are kept).
+    /// Stops the journey first (so nothing is sent between the answer and the removal), then
+    /// removes it. A journey that is unknown, has no definition or is already stopped needs no
+    /// stop.
+    pub fn stop_and_delete_blocking(&self, key: &str) -> Result<bool> {
+        match self.set_lifecycle_blocking(key, DesiredLifecycle::Stopped) {
+            Ok(_)
+            | Err(EngineError::NotFound(_))
+            | Err(EngineError::NoDefinition { .. })
+            | Err(EngineError::IllegalTransition { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        self.delete_blocking(key)
+    }
+
     pub fn delete_blocking(&self, key: &str) -> Result<bool> {
         let now = self.now();
         let found = self
@@ -674,6 +688,7 @@ impl<S: Store> Engine<S> {
             let history = rt.history[rt.history.len().saturating_sub(10)..].to_vec();
             Ok(Some(StatusSnapshot {
                 key: key.to_string(),
+                revision: tx.journey_revision(key)?.unwrap_or_default(),
                 phase: rt.phase,
                 desired: rt.desired.clone(),
                 version: rt.version,

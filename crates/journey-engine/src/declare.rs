@@ -26,10 +26,13 @@ pub struct Declaration {
     pub definition: Definition,
     pub state: JourneyState,
     pub requests: Requests,
+    /// Refuse with [`EngineError::RevisionConflict`] unless the journey's latest change is
+    /// this revision (0: the journey must not exist yet).
+    pub expected_revision: Option<i64>,
 }
 
 /// Run-control request tokens; each token is handled once.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Requests {
     pub run: Option<String>,
@@ -50,7 +53,7 @@ impl Requests {
 }
 
 /// What happened to one request token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RequestResult {
     pub kind: RequestKind,
@@ -66,7 +69,7 @@ pub struct Declared {
 }
 
 /// What the lifecycle table's locks compare between two declarations: the engine's `oldSelf`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeclaredParts {
     pub state: JourneyState,
@@ -115,6 +118,7 @@ impl<S: Store> Engine<S> {
             definition,
             state,
             requests,
+            expected_revision,
         } = declaration;
         let desired = DesiredLifecycle::from_spec(state.as_str(), definition)?;
         check_filter(&desired)?;
@@ -126,6 +130,16 @@ impl<S: Store> Engine<S> {
         let parts = DeclaredParts::of(definition, *state)?;
         let now = self.now();
         let declared = self.write(|tx| {
+            if let Some(expected) = expected_revision {
+                let actual = tx.journey_revision(key)?.unwrap_or(0);
+                if actual != *expected {
+                    return Err(EngineError::RevisionConflict {
+                        key: key.to_string(),
+                        expected: *expected,
+                        actual,
+                    });
+                }
+            }
             if let Some(row) = &tx.journey_for_update(key)? {
                 let rt = load_rt(row)?;
                 judge(key, &rt, &desired, &parts)?;

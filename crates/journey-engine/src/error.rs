@@ -40,6 +40,18 @@ pub enum EngineError {
         why: String,
     },
     #[error(
+        "journey {key:?} changed since revision {expected} (it is at revision {actual}): read it again and retry"
+    )]
+    RevisionConflict {
+        key: String,
+        expected: i64,
+        actual: i64,
+    },
+    /// The engine could not be reached or answered a failure it could not describe (a remote
+    /// engine: connection refused, timeout, TLS failure, 5xx).
+    #[error("the engine is unavailable: {0}")]
+    Unavailable(String),
+    #[error(
         "the change feed no longer covers revision {since} (it keeps revisions {oldest}..{head}): list every journey again"
     )]
     ResyncRequired { since: i64, oldest: i64, head: i64 },
@@ -83,6 +95,19 @@ impl<T> SqlCtx<T> for std::result::Result<T, rusqlite::Error> {
 
 pub(crate) fn json_err(context: &'static str) -> impl FnOnce(serde_json::Error) -> EngineError {
     move |source| EngineError::Json { context, source }
+}
+
+impl EngineError {
+    /// Another writer holds the store: the same call can succeed in a moment.
+    pub fn is_busy(&self) -> bool {
+        match self {
+            EngineError::Sqlite { source, .. } => matches!(
+                source.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            ),
+            _ => false,
+        }
+    }
 }
 
 impl From<journey_model::duration::InvalidDuration> for EngineError {

@@ -24,7 +24,7 @@ pub const TOMBSTONES_KEPT_MS: Millis = 24 * HOUR;
 pub const PAGE_LIMIT: i64 = 1_000;
 
 /// What made a journey's status change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema, Deserialize)]
 pub enum ChangeCause {
     /// A control command (declare, apply, lifecycle, request, delete). Its caller reads the
     /// outcome itself, so it need not react to the notification.
@@ -52,7 +52,7 @@ impl ChangeCause {
 }
 
 /// One entry of the feed: the journey's latest change.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FeedChange {
     pub key: String,
@@ -63,7 +63,7 @@ pub struct FeedChange {
 }
 
 /// A page of the feed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FeedPage {
     /// Oldest first; each journey at most once, at its latest change.

@@ -9,7 +9,7 @@ use super::definition::{MAX_PAUSE_MS, OnExpiry, PauseEntries, PauseMode, PauseWa
 use super::store::RunRecord;
 
 /// Options of a pause (the Journey `spec.pause` plus the global filter).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PauseOptions {
     pub mode: PauseMode,
@@ -63,7 +63,7 @@ impl PauseOptions {
 }
 
 /// The lifecycle the controller sets (the Journey `spec.state`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize, Default)]
 #[serde(tag = "state")]
 pub enum DesiredLifecycle {
     #[default]
@@ -121,7 +121,7 @@ pub type LifecycleCommand = DesiredLifecycle;
 pub use journey_model::lifecycle::{JourneyState, Phase, TransitionReason};
 
 /// One pause, with its identity. Only a new transition into Paused creates one.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PauseInfo {
     pub pause_id: i64,
@@ -135,7 +135,7 @@ pub struct PauseInfo {
 }
 
 /// Release of held profiles (Resuming, or Closing after a pause).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResumeInfo {
     pub started_at: Millis,
@@ -146,7 +146,7 @@ pub struct ResumeInfo {
     pub finished_at: Option<Millis>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Transition {
     pub from: Phase,
@@ -156,7 +156,7 @@ pub struct Transition {
 }
 
 /// Kind of an audience read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 pub enum RunKind {
     Scheduled,
     Single,
@@ -177,7 +177,7 @@ impl RunKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReadProgress {
     pub run_id: i64,
@@ -189,7 +189,7 @@ pub struct ReadProgress {
     pub entered: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ReadState {
     /// Next cron occurrence.
@@ -204,7 +204,7 @@ pub struct ReadState {
 }
 
 /// Persisted per-journey runtime state.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Runtime {
     pub desired: DesiredLifecycle,
@@ -261,7 +261,9 @@ impl Runtime {
 
 /// Profile counts by state (current epoch). `discarded` includes fresh
 /// entrances dropped during a pause.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, schemars::JsonSchema, Deserialize,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct ProfileCounts {
     pub entered: i64,
@@ -277,7 +279,9 @@ pub struct ProfileCounts {
 
 /// How many of a journey's in-flight profiles a candidate global filter matches right now
 /// (`plan --cluster`): what setting that filter would exclude at the next action steps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, schemars::JsonSchema, Deserialize,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct FilterMatches {
     /// Enrollments of the current epoch that are active, waiting, held or queued.
@@ -289,7 +293,7 @@ pub struct FilterMatches {
     pub evaluation_errors: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PauseStatus {
     pub pause_id: i64,
@@ -299,7 +303,7 @@ pub struct PauseStatus {
     pub expires_at: Millis,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResumeStatus {
     pub started_at: Millis,
@@ -308,10 +312,13 @@ pub struct ResumeStatus {
 }
 
 /// What the controller copies into the Journey status.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusSnapshot {
     pub key: String,
+    /// The change feed's revision of the journey's latest change: a declaration may name it
+    /// (`expected_revision`) to fail instead of overwriting a change it has not seen.
+    pub revision: i64,
     pub phase: Phase,
     pub desired: DesiredLifecycle,
     pub version: Option<i64>,
@@ -332,7 +339,7 @@ pub struct StatusSnapshot {
 }
 
 /// Result of applying a definition.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AppliedVersion {
     pub version: i64,
@@ -342,7 +349,7 @@ pub struct AppliedVersion {
 }
 
 /// A run-control request carried by an opaque token (annotation value).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 pub enum RequestKind {
     RunNow,
     FullRun,
@@ -359,7 +366,7 @@ impl RequestKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 pub enum RequestOutcome {
     /// Handled now (a run started, or the restart happened).
     Started { run_id: Option<i64> },

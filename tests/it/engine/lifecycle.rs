@@ -184,17 +184,25 @@ async fn async_api_is_object_safe() {
     let h = Harness::new();
     let api: Arc<dyn JourneyEngine> = Arc::new(h.engine.clone());
     let data: Arc<dyn DataPlane> = Arc::new(h.engine.clone());
-    let def = journey_operator::engine::Definition::from_json(action_first()).expect("parse");
-    let v = api
-        .apply_definition("ns/a", def.clone())
+    let declaration = journey_operator::engine::Declaration {
+        definition: definition(action_first()),
+        state: journey_model::lifecycle::JourneyState::Published,
+        requests: Default::default(),
+        expected_revision: None,
+    };
+    let first = api
+        .declare("ns/a", declaration.clone())
         .await
-        .expect("apply");
-    assert_eq!((v.version, v.created), (1, true));
-    let again = api.apply_definition("ns/a", def).await.expect("apply");
-    assert_eq!((again.version, again.created), (1, false));
-    api.set_lifecycle("ns/a", DesiredLifecycle::Published)
-        .await
-        .expect("publish");
+        .expect("declare");
+    assert_eq!(first.status.version, Some(1));
+    assert_eq!(first.status.phase, Phase::Live);
+    let again = api.declare("ns/a", declaration).await.expect("declare");
+    assert_eq!(
+        again.status.version,
+        Some(1),
+        "the same content is the same version"
+    );
+    assert!(again.status.revision > first.status.revision);
     data.ingest_event("p", "Go", json!({}))
         .await
         .expect("event");

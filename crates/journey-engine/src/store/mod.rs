@@ -21,7 +21,7 @@ use super::error::Result;
 use super::feed::{ChangeCause, FeedChange};
 
 /// State of an enrollment (a profile's passage through a journey).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema, Deserialize)]
 #[repr(i64)]
 pub enum EnrollmentState {
     /// Due to execute its current step at `due_at`.
@@ -100,7 +100,7 @@ pub struct Enrollment {
     pub hops: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Profile {
     pub seq: i64,
     pub id: String,
@@ -108,7 +108,7 @@ pub struct Profile {
 }
 
 /// Outbox status of a delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 #[repr(i64)]
 pub enum DeliveryStatus {
     /// Delivered to the `record` destination (stored, queryable).
@@ -144,7 +144,7 @@ impl DeliveryStatus {
 
 /// A delivery; `(journey_id, epoch, profile_seq, step_key, entry_no, visit)` is its
 /// idempotency key, unique in the store.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Delivery {
     pub journey_id: i64,
     pub epoch: i64,
@@ -190,7 +190,7 @@ pub fn step_key(step_id: &str) -> i64 {
     (h >> 1) as i64
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunRecord {
     pub run_id: i64,
@@ -216,6 +216,8 @@ pub trait FeedTx {
     fn record_deletion(&mut self, key: &str, cause: ChangeCause, at: Millis) -> Result<i64>;
     /// Journeys and tombstones changed after `since`, oldest first.
     fn changes_since(&mut self, since: i64, limit: i64) -> Result<Vec<FeedChange>>;
+    /// The revision of the journey's latest change.
+    fn journey_revision(&mut self, key: &str) -> Result<Option<i64>>;
     /// (oldest revision a cursor may hold, current revision).
     fn feed_bounds(&mut self) -> Result<(i64, i64)>;
     /// Drops tombstones of deletions before `before`; a cursor older than the newest dropped

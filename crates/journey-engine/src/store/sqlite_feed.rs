@@ -88,6 +88,16 @@ impl FeedTx for SqliteTx<'_> {
         Ok(out)
     }
 
+    fn journey_revision(&mut self, key: &str) -> Result<Option<i64>> {
+        use rusqlite::OptionalExtension;
+        self.tx
+            .prepare_cached("SELECT revision FROM journeys WHERE key = ?1")
+            .ctx("prepare journey revision")?
+            .query_row([key], |r| r.get(0))
+            .optional()
+            .ctx("journey revision")
+    }
+
     fn feed_bounds(&mut self) -> Result<(i64, i64)> {
         self.tx
             .prepare_cached("SELECT floor, head FROM feed_meta WHERE id = 1")

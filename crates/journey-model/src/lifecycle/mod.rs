@@ -153,7 +153,7 @@ impl fmt::Display for Phase {
 
 /// Why a journey moved from one phase to another, as its status history and conditions show it.
 /// A pause the user gave a reason for records that text instead ([`TransitionReason::Other`]).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum TransitionReason {
     Published,
     /// `schedule.startAt` arrived.
