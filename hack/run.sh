@@ -56,7 +56,7 @@ head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$state/token"
 log "starting the controller (engine data in $state/data, logs in $state/controller.log)"
 "$bin" run --data-dir "$state/data" --namespace "$ns" \
   --ops-addr "127.0.0.1:$ops_port" --data-plane-addr "127.0.0.1:$data_port" \
-  --data-plane-token-file "$state/token" --counts-refresh 2s >"$state/controller.log" 2>&1 &
+  --data-plane-token-file "$state/token" --insecure-plain-http --counts-refresh 2s >"$state/controller.log" 2>&1 &
 CONTROLLER_PID=$!
 for _ in $(seq 1 300); do
   if curl -fsS "http://127.0.0.1:$ops_port/readyz" >/dev/null 2>&1; then break; fi

@@ -30,8 +30,12 @@ pub enum Command {
     Crd,
     /// Run a local control plane (etcd + kube-apiserver) in the foreground until interrupted.
     ControlPlane(ControlPlaneArgs),
-    /// Run the controller with the journey engine embedded (SQLite in --data-dir).
+    /// Run the controller with the journey engine embedded (SQLite in --data-dir), or against
+    /// a remote engine (--engine-url).
     Run(RunArgs),
+    /// Run the journey engine as a service: the v1 engine API and the data plane, for
+    /// controllers (`run --engine-url`) and tools that share it.
+    Engine(EngineArgs),
     /// Feed simulated profiles and events into a running operator's data plane and print a
     /// live status table of the journeys in a namespace.
     Demo(DemoArgs),
@@ -147,6 +151,86 @@ pub struct RunArgs {
     /// Action steps name a destination; an unknown name stalls the journey.
     #[arg(long, env = "JOURNEY_DESTINATIONS")]
     pub destinations: Option<PathBuf>,
+    /// Address of the v1 engine API over the embedded engine (served when --engine-token-file
+    /// is given).
+    #[arg(long, default_value = journey_operator::engine_api::DEFAULT_LISTEN)]
+    pub engine_api_addr: SocketAddr,
+    /// The engine credential: what the engine API accepts (embedded mode), or what the
+    /// controller presents to a remote engine (with --engine-url). Distinct from the
+    /// data-plane token.
+    #[arg(long, env = "JOURNEY_ENGINE_TOKEN_FILE")]
+    pub engine_token_file: Option<PathBuf>,
+    /// Remote mode: the engine API of a `journey-operator engine` (https://…); nothing is
+    /// embedded.
+    #[arg(long, env = "JOURNEY_ENGINE_URL", requires = "engine_token_file")]
+    pub engine_url: Option<String>,
+    /// The CA certificate (PEM) that signed the remote engine's certificate.
+    #[arg(long, env = "JOURNEY_ENGINE_CA", requires = "engine_url")]
+    pub engine_ca: Option<PathBuf>,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+/// TLS for every listener that serves data or commands (the data plane, the engine API).
+#[derive(clap::Args, Debug, Clone)]
+pub struct TlsArgs {
+    /// PEM certificate chain (e.g. a mounted TLS Secret's tls.crt); read again when it changes.
+    #[arg(long, env = "JOURNEY_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key (tls.key); read again when it changes.
+    #[arg(long, env = "JOURNEY_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// Serve plain HTTP instead (loopback and tests only).
+    #[arg(long, default_value_t = false)]
+    pub insecure_plain_http: bool,
+}
+
+impl TlsArgs {
+    fn transport(&self) -> anyhow::Result<journey_operator::serving::Transport> {
+        Ok(journey_operator::serving::Transport::from_flags(
+            self.tls_cert_file.clone(),
+            self.tls_key_file.clone(),
+            self.insecure_plain_http,
+        )?)
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct EngineArgs {
+    /// Directory of the engine's SQLite database.
+    #[arg(long, env = "JOURNEY_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// SQLite page cache per connection, in MiB.
+    #[arg(long, env = "JOURNEY_ENGINE_CACHE_MIB", default_value_t = 2)]
+    pub engine_cache_mib: u32,
+    /// Address of the v1 engine API.
+    #[arg(long, default_value = journey_operator::engine_api::DEFAULT_LISTEN)]
+    pub engine_api_addr: SocketAddr,
+    /// The engine credential controllers present (distinct from the data-plane token).
+    #[arg(long, env = "JOURNEY_ENGINE_TOKEN_FILE")]
+    pub engine_token_file: PathBuf,
+    /// Address of the data plane.
+    #[arg(long, default_value = "0.0.0.0:8090")]
+    pub data_plane_addr: SocketAddr,
+    /// The data plane's bearer token file; without it the data plane is not served.
+    #[arg(long, env = "JOURNEY_DATA_PLANE_TOKEN_FILE")]
+    pub data_plane_token_file: Option<PathBuf>,
+    /// Address of /healthz, /readyz and /metrics ("off" to serve none).
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub ops_addr: String,
+    /// How often the scheduler looks for due work when nothing woke it.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub scheduler_idle: Duration,
+    /// The webhook destinations (as for `run`).
+    #[arg(long, env = "JOURNEY_DESTINATIONS")]
+    pub destinations: Option<PathBuf>,
+    #[arg(long, env = "JOURNEY_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+    /// Test only: the clock moves only through `POST /v1/test/clock/advance`.
+    #[arg(long, default_value_t = false)]
+    pub virtual_clock: bool,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -186,9 +270,8 @@ fn limit_malloc_arenas() {
     }
 }
 
-fn run_controller(args: RunArgs) -> anyhow::Result<()> {
-    init_tracing(args.log_format);
-    let destinations: DestinationConfig = match &args.destinations {
+fn read_destinations(path: Option<&PathBuf>) -> anyhow::Result<DestinationConfig> {
+    Ok(match path {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
@@ -200,6 +283,63 @@ fn run_controller(args: RunArgs) -> anyhow::Result<()> {
             config
         }
         None => DestinationConfig::default(),
+    })
+}
+
+fn ops_addr(text: &str) -> anyhow::Result<Option<SocketAddr>> {
+    Ok(match text {
+        "off" => None,
+        addr => Some(addr.parse().context("--ops-addr")?),
+    })
+}
+
+fn run_engine(args: EngineArgs) -> anyhow::Result<()> {
+    init_tracing(args.log_format);
+    let transport = args.tls.transport()?;
+    let destinations = read_destinations(args.destinations.as_ref())?;
+    let config = journey_operator::engine_service::EngineServiceConfig {
+        setup: journey_operator::controller::runner::EngineSetup {
+            data_dir: args.data_dir,
+            cache_mib: args.engine_cache_mib,
+            destinations,
+            scheduler_idle: args.scheduler_idle,
+        },
+        api: journey_operator::engine_api::EngineApiConfig {
+            listen: args.engine_api_addr,
+            token_file: args.engine_token_file.clone(),
+            transport: transport.clone(),
+            data_plane_token_file: args.data_plane_token_file.clone(),
+            clock: None,
+        },
+        data_plane: args.data_plane_token_file.map(|token| DataPlaneConfig {
+            transport,
+            engine_token_file: Some(args.engine_token_file),
+            ..DataPlaneConfig::new(args.data_plane_addr, token)
+        }),
+        ops_addr: ops_addr(&args.ops_addr)?,
+        virtual_clock: args.virtual_clock,
+    };
+    limit_malloc_arenas();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(8)
+        .build()?;
+    runtime.block_on(journey_operator::engine_service::serve(config))?;
+    Ok(())
+}
+
+fn run_controller(args: RunArgs) -> anyhow::Result<()> {
+    init_tracing(args.log_format);
+    let destinations = read_destinations(args.destinations.as_ref())?;
+    let remote = args.engine_url.is_some();
+    // Remote mode serves no data plane and no engine API; without either, `run` listens only
+    // for its ops endpoints and needs no TLS.
+    let serves =
+        !remote && (args.data_plane_token_file.is_some() || args.engine_token_file.is_some());
+    let transport = if serves {
+        args.tls.transport()?
+    } else {
+        journey_operator::serving::Transport::PlainHttp
     };
     let mut known: std::collections::BTreeSet<String> =
         destinations.webhooks.keys().cloned().collect();
@@ -215,13 +355,34 @@ fn run_controller(args: RunArgs) -> anyhow::Result<()> {
         },
         scheduler_idle: args.scheduler_idle,
         instance: args.instance.clone(),
-        ops_addr: match args.ops_addr.as_str() {
-            "off" => None,
-            addr => Some(addr.parse().context("--ops-addr")?),
-        },
+        ops_addr: ops_addr(&args.ops_addr)?,
         data_plane: args
             .data_plane_token_file
-            .map(|token| DataPlaneConfig::new(args.data_plane_addr, token)),
+            .clone()
+            .map(|token| DataPlaneConfig {
+                transport: transport.clone(),
+                engine_token_file: args.engine_token_file.clone(),
+                ..DataPlaneConfig::new(args.data_plane_addr, token)
+            }),
+        engine_api: match (&args.engine_url, &args.engine_token_file) {
+            (None, Some(token)) => Some(journey_operator::engine_api::EngineApiConfig {
+                listen: args.engine_api_addr,
+                token_file: token.clone(),
+                transport: transport.clone(),
+                data_plane_token_file: args.data_plane_token_file.clone(),
+                clock: None,
+            }),
+            _ => None,
+        },
+        remote: match (&args.engine_url, &args.engine_token_file) {
+            (Some(url), Some(token)) => Some(journey_engine_api::ClientConfig {
+                url: url.clone(),
+                ca_file: args.engine_ca.clone(),
+                token_file: token.clone(),
+                timeout: Duration::from_secs(10),
+            }),
+            _ => None,
+        },
         leader: args.leader_election.then(|| LeaderConfig {
             namespace: args.lease_namespace.unwrap_or_else(|| "default".into()),
             lease_name: args.lease_name,
@@ -266,6 +427,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::ControlPlane(args) => control_plane(args),
         Command::Run(args) => run_controller(args),
+        Command::Engine(args) => run_engine(args),
         Command::Plan(args) => plan(args),
         Command::Demo(args) => {
             let runtime = tokio::runtime::Runtime::new()?;

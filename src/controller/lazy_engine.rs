@@ -5,7 +5,10 @@
 use std::sync::{Arc, OnceLock};
 
 use crate::engine::store::RunRecord;
-use crate::engine::{BoxFuture, DataPlane, Delivery, EngineError, FilterMatches, NewEvent};
+use crate::engine::{
+    BoxFuture, DataPlane, Declaration, Declared, Delivery, EngineError, FeedPage, FilterMatches,
+    JourneyEngine, NewEvent, StatusSnapshot,
+};
 
 #[derive(Default, Clone)]
 pub struct LazyDataPlane {
@@ -85,6 +88,70 @@ impl DataPlane for LazyDataPlane {
     ) -> BoxFuture<Result<FilterMatches, EngineError>> {
         match self.get() {
             Ok(e) => e.filter_matches(key, filter),
+            Err(err) => refused(err),
+        }
+    }
+}
+
+/// The engine API's side of the same: bound before the lease is held, the engine reached only
+/// once this replica opened it.
+#[derive(Default, Clone)]
+pub struct LazyJourneyEngine {
+    inner: Arc<OnceLock<Arc<dyn JourneyEngine>>>,
+}
+
+impl LazyJourneyEngine {
+    pub fn set(&self, engine: Arc<dyn JourneyEngine>) {
+        let _ = self.inner.set(engine);
+    }
+
+    fn get(&self) -> Result<&Arc<dyn JourneyEngine>, EngineError> {
+        self.inner
+            .get()
+            .ok_or_else(|| EngineError::Unavailable("this replica does not hold the lease".into()))
+    }
+}
+
+impl JourneyEngine for LazyJourneyEngine {
+    fn declare(
+        &self,
+        key: &str,
+        declaration: Declaration,
+    ) -> BoxFuture<Result<Declared, EngineError>> {
+        match self.get() {
+            Ok(e) => e.declare(key, declaration),
+            Err(err) => refused(err),
+        }
+    }
+
+    fn status(&self, key: &str) -> BoxFuture<Result<Option<StatusSnapshot>, EngineError>> {
+        match self.get() {
+            Ok(e) => e.status(key),
+            Err(err) => refused(err),
+        }
+    }
+
+    fn delete(&self, key: &str) -> BoxFuture<Result<bool, EngineError>> {
+        match self.get() {
+            Ok(e) => e.delete(key),
+            Err(err) => refused(err),
+        }
+    }
+
+    fn changes_since(
+        &self,
+        since: i64,
+        wait: std::time::Duration,
+    ) -> BoxFuture<Result<FeedPage, EngineError>> {
+        match self.get() {
+            Ok(e) => e.changes_since(since, wait),
+            Err(err) => refused(err),
+        }
+    }
+
+    fn feed_revision(&self) -> BoxFuture<Result<i64, EngineError>> {
+        match self.get() {
+            Ok(e) => e.feed_revision(),
             Err(err) => refused(err),
         }
     }

@@ -17,7 +17,7 @@ use tracing::{info, warn};
 
 use super::cache::CachedJourney;
 use super::events::{EventRecorder, Reporter};
-use super::lazy_engine::LazyDataPlane;
+use super::lazy_engine::{LazyDataPlane, LazyJourneyEngine};
 use super::reconciler::{self, Context, ControllerConfig};
 use super::webhooks::{HttpTransport, spawn_sender};
 use super::written::WrittenStatuses;
@@ -50,6 +50,11 @@ pub struct RunConfig {
     pub leader: Option<LeaderConfig>,
     /// The named webhook destinations journeys may send to.
     pub destinations: DestinationConfig,
+    /// The v1 engine API over the embedded engine; `None` serves none.
+    pub engine_api: Option<crate::engine_api::EngineApiConfig>,
+    /// Remote mode: the engine is a separate `journey-operator engine` reached over its API;
+    /// nothing is embedded (no SQLite, no data plane, no engine API here).
+    pub remote: Option<journey_engine_api::ClientConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -71,7 +76,7 @@ pub enum RunError {
     Engine {
         dir: String,
         #[source]
-        source: EngineError,
+        source: Box<EngineError>,
     },
     #[error("creating the data directory {dir}: {source}")]
     DataDir {
@@ -89,6 +94,8 @@ pub enum RunError {
     },
     #[error("leader election: {0}")]
     Lease(String),
+    #[error("the engine API: {0}")]
+    EngineApi(String),
     #[error("the webhook HTTP client: {0}")]
     Webhooks(String),
     #[error("lost the leader lease; exiting so that only one replica ever writes")]
@@ -201,7 +208,7 @@ fn trigger_for(change: &FeedChange) -> Option<ObjectRef<CachedJourney>> {
     Some(ObjectRef::new(name).within(ns))
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(term) => term,
         Err(e) => {
@@ -263,7 +270,29 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         info!(%addr, "serving /healthz, /readyz and /metrics");
     }
     let lazy = LazyDataPlane::default();
-    if let Some(dp) = &config.data_plane {
+    let lazy_engine = LazyJourneyEngine::default();
+    if config.remote.is_none()
+        && let Some(api) = &config.engine_api
+    {
+        let server = crate::engine_api::EngineApiServer::bind(
+            api,
+            Arc::new(lazy_engine.clone()),
+            serving_rx.clone(),
+        )
+        .await
+        .map_err(|e| RunError::EngineApi(e.to_string()))?;
+        let stopped = stop.clone().cancelled_owned();
+        tokio::spawn(async move {
+            if let Err(e) = server.serve(stopped).await {
+                warn!(%e, "engine API stopped");
+            }
+        });
+    }
+    if let Some(dp) = config
+        .data_plane
+        .as_ref()
+        .filter(|_| config.remote.is_none())
+    {
         let server = DataPlaneServer::bind(dp, Arc::new(lazy.clone()), serving_rx.clone()).await?;
         let stopped = stop.clone().cancelled_owned();
         tokio::spawn(async move {
@@ -286,40 +315,30 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         None => None,
     };
 
-    std::fs::create_dir_all(&config.data_dir).map_err(|source| RunError::DataDir {
-        dir: config.data_dir.display().to_string(),
-        source,
-    })?;
-    let db = config.data_dir.join("engine.db");
-    let engine_error = |source| RunError::Engine {
-        dir: config.data_dir.display().to_string(),
-        source,
-    };
-    let store = SqliteStore::open_with(
-        &db,
-        SqliteOptions {
-            cache_mib: Some(config.engine_cache_mib),
-            ..SqliteOptions::default()
-        },
-    )
-    .map_err(engine_error)?;
-    let engine_config = EngineConfig {
-        destinations: config.destinations.clone(),
-        ..EngineConfig::default()
-    };
-    let engine = Engine::new(store, Arc::new(SystemClock), engine_config).map_err(engine_error)?;
-    let scheduler = engine.spawn_scheduler(config.scheduler_idle);
-    let transport = HttpTransport::new(Duration::from_secs(10))
-        .map_err(|e| RunError::Webhooks(e.to_string()))?;
-    let sender = spawn_sender(
-        engine.clone(),
-        Arc::new(transport),
-        Duration::from_millis(200),
-        metrics.clone(),
-    );
-    lazy.set(Arc::new(engine.clone()));
-    let _ = serving_tx.send(true);
-    info!(db = %db.display(), "engine open; serving");
+    let (engine, background): (Arc<dyn JourneyEngine>, Vec<tokio::task::JoinHandle<()>>) =
+        match &config.remote {
+            Some(remote) => {
+                crate::tls::ensure_crypto_provider();
+                let client = journey_engine_api::EngineClient::new(remote)
+                    .map_err(|e| RunError::EngineApi(e.to_string()))?;
+                let _ = serving_tx.send(true);
+                info!(engine = %remote.url, "remote engine; reconciling");
+                (Arc::new(client), Vec::new())
+            }
+            None => {
+                let setup = EngineSetup {
+                    data_dir: config.data_dir.clone(),
+                    cache_mib: config.engine_cache_mib,
+                    destinations: config.destinations.clone(),
+                    scheduler_idle: config.scheduler_idle,
+                };
+                let (engine, tasks) = open_engine(&setup, Arc::new(SystemClock), &metrics)?;
+                lazy.set(Arc::new(engine.clone()));
+                lazy_engine.set(Arc::new(engine.clone()));
+                let _ = serving_tx.send(true);
+                (Arc::new(engine), tasks)
+            }
+        };
 
     let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let lost_flag = lost.clone();
@@ -340,16 +359,68 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
             None => shutdown_signal().await,
         }
     };
-    run_controller(client, Arc::new(engine), &config, metrics, shutdown).await;
+    run_controller(client, engine, &config, metrics, shutdown).await;
     let _ = serving_tx.send(false);
-    scheduler.abort();
-    sender.abort();
+    for task in background {
+        task.abort();
+    }
     stop.cancel();
     if lost.load(std::sync::atomic::Ordering::SeqCst) {
         return Err(RunError::LeadershipLost);
     }
     info!("controller stopped");
     Ok(())
+}
+
+/// Where and how an engine process opens its engine.
+#[derive(Debug, Clone)]
+pub struct EngineSetup {
+    pub data_dir: PathBuf,
+    pub cache_mib: u32,
+    pub destinations: DestinationConfig,
+    pub scheduler_idle: Duration,
+}
+
+/// Opens the engine on SQLite in `setup.data_dir`, with its scheduler and outbox sender
+/// running (the embedded engine of `run`, and `journey-operator engine`).
+pub fn open_engine(
+    setup: &EngineSetup,
+    clock: Arc<dyn crate::engine::Clock>,
+    metrics: &Arc<super::metrics::Metrics>,
+) -> Result<(Engine<SqliteStore>, Vec<tokio::task::JoinHandle<()>>), RunError> {
+    std::fs::create_dir_all(&setup.data_dir).map_err(|source| RunError::DataDir {
+        dir: setup.data_dir.display().to_string(),
+        source,
+    })?;
+    let db = setup.data_dir.join("engine.db");
+    let engine_error = |source| RunError::Engine {
+        dir: setup.data_dir.display().to_string(),
+        source: Box::new(source),
+    };
+    let store = SqliteStore::open_with(
+        &db,
+        SqliteOptions {
+            cache_mib: Some(setup.cache_mib),
+            ..SqliteOptions::default()
+        },
+    )
+    .map_err(engine_error)?;
+    let engine_config = EngineConfig {
+        destinations: setup.destinations.clone(),
+        ..EngineConfig::default()
+    };
+    let engine = Engine::new(store, clock, engine_config).map_err(engine_error)?;
+    let scheduler = engine.spawn_scheduler(setup.scheduler_idle);
+    let transport = HttpTransport::new(Duration::from_secs(10))
+        .map_err(|e| RunError::Webhooks(e.to_string()))?;
+    let sender = spawn_sender(
+        engine.clone(),
+        Arc::new(transport),
+        Duration::from_millis(200),
+        metrics.clone(),
+    );
+    info!(db = %db.display(), "engine open; serving");
+    Ok((engine, vec![scheduler, sender]))
 }
 
 /// Runs the controller against `engine` until `shutdown` completes. Tests call this directly

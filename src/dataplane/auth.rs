@@ -140,6 +140,10 @@ impl BearerToken {
     }
 
     /// [`BearerToken::matches`], with the reason when the token file cannot be read.
+    pub fn check(&self, presented: &str) -> Result<bool, DataPlaneError> {
+        self.check_at(presented, Instant::now())
+    }
+
     fn check_at(&self, presented: &str, now: Instant) -> Result<bool, DataPlaneError> {
         let expected = self.current_at(now)?;
         let other: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
@@ -173,7 +177,18 @@ pub(crate) async fn require_bearer(
         .map(|(_, token)| token.trim());
     match presented.map(|token| (token, state.token.check_at(token, Instant::now()))) {
         Some((_, Ok(true))) => next.run(req).await,
-        Some((_, Ok(false))) => {
+        Some((token, Ok(false))) => {
+            if state
+                .engine_token
+                .as_ref()
+                .is_some_and(|engine| engine.matches(token))
+            {
+                return ApiError::new(
+                    axum::http::StatusCode::FORBIDDEN,
+                    "this is the engine API's token: the data plane takes the data-plane token (a data feeder never holds the engine credential)",
+                )
+                .into_response();
+            }
             ApiError::unauthorized("invalid bearer token", CHALLENGE_INVALID).into_response()
         }
         Some((_, Err(e))) => {

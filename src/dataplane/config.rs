@@ -34,15 +34,22 @@ pub struct DataPlaneConfig {
     pub token_file: PathBuf,
     /// Request limits.
     pub limits: Limits,
+    /// TLS, or plain HTTP.
+    pub transport: crate::serving::Transport,
+    /// The engine API's token file, when the same process serves it: a request that presents
+    /// that token is refused with 403 (and a clear reason) instead of 401.
+    pub engine_token_file: Option<PathBuf>,
 }
 
 impl DataPlaneConfig {
-    /// A configuration with the default [`Limits`].
+    /// A configuration with the default [`Limits`], serving plain HTTP (tests, loopback).
     pub fn new(listen: SocketAddr, token_file: impl Into<PathBuf>) -> Self {
         Self {
             listen,
             token_file: token_file.into(),
             limits: Limits::default(),
+            transport: crate::serving::Transport::PlainHttp,
+            engine_token_file: None,
         }
     }
 }

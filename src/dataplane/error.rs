@@ -38,6 +38,8 @@ pub enum DataPlaneError {
     },
     #[error("data-plane server failed: {0}")]
     Serve(#[source] std::io::Error),
+    #[error(transparent)]
+    Listen(#[from] crate::serving::ServeError),
 }
 
 /// The JSON body of every error answer: `{"error": "...", "field": "..."}`.

@@ -18,9 +18,9 @@
 //! unknown route or journey, 405 wrong method, 413 body too large, 415 not JSON, 5xx only for
 //! engine failures.
 //!
-//! **No TLS here**: the server speaks plain HTTP and belongs inside the cluster network behind
-//! a Service (or a TLS-terminating proxy / mesh). The bearer token is the only protection;
-//! keep it in a Secret and mount it as a file.
+//! TLS with rustls (`--tls-cert-file`/`--tls-key-file`, reloaded when the files change), or
+//! plain HTTP only with `--insecure-plain-http`. The bearer token comes from a file (a mounted
+//! Secret) and is read again when it changes; the engine API's token is refused with 403.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -81,9 +81,10 @@ pub fn router(
     dataplane: Arc<dyn DataPlane>,
     serving: watch::Receiver<bool>,
     token: BearerToken,
+    engine_token: Option<BearerToken>,
     limits: Limits,
 ) -> Router {
-    routes::build(dataplane, serving, token, limits)
+    routes::build(dataplane, serving, token, engine_token, limits)
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then stops accepting and lets
@@ -100,18 +101,17 @@ pub async fn serve(
         .map_err(DataPlaneError::Serve)
 }
 
-/// A bound data-plane server: the token is loaded, the limits checked and the port taken, so
-/// configuration errors surface before anything is served.
+/// A bound data-plane server: the tokens are loaded, the limits checked, the port taken and
+/// the certificate loaded, so configuration errors surface before anything is served.
 pub struct DataPlaneServer {
-    listener: TcpListener,
-    addr: SocketAddr,
+    bound: crate::serving::Bound,
     router: Router,
 }
 
 impl std::fmt::Debug for DataPlaneServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DataPlaneServer")
-            .field("addr", &self.addr)
+            .field("addr", &self.bound.local_addr())
             .finish_non_exhaustive()
     }
 }
@@ -126,29 +126,21 @@ impl DataPlaneServer {
     ) -> Result<Self, DataPlaneError> {
         config.limits.validate()?;
         let token = BearerToken::from_file(&config.token_file)?;
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| DataPlaneError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| DataPlaneError::Bind {
-                addr: config.listen,
-                source,
-            })?;
+        let engine_token = match &config.engine_token_file {
+            Some(path) => Some(BearerToken::from_file(path)?),
+            None => None,
+        };
+        let bound =
+            crate::serving::Bound::bind("data plane", config.listen, &config.transport).await?;
         Ok(Self {
-            listener,
-            addr,
-            router: router(dataplane, serving, token, config.limits),
+            bound,
+            router: router(dataplane, serving, token, engine_token, config.limits),
         })
     }
 
     /// The address actually bound (the real port when `listen` asked for port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.addr
+        self.bound.local_addr()
     }
 
     /// Serves until `shutdown` completes (graceful: requests in flight finish).
@@ -156,7 +148,9 @@ impl DataPlaneServer {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), DataPlaneError> {
-        tracing::info!(addr = %self.addr, "data plane serving (plain HTTP)");
-        serve(self.listener, self.router, shutdown).await
+        self.bound
+            .serve(self.router, shutdown)
+            .await
+            .map_err(DataPlaneError::Serve)
     }
 }

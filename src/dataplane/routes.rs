@@ -50,6 +50,8 @@ pub(crate) struct AppState {
     pub(crate) dataplane: Arc<dyn DataPlane>,
     pub(crate) serving: watch::Receiver<bool>,
     pub(crate) token: BearerToken,
+    /// The engine API's token, recognised only to refuse it with 403.
+    pub(crate) engine_token: Option<BearerToken>,
     pub(crate) limits: Limits,
     openapi: Bytes,
 }
@@ -58,6 +60,7 @@ pub(crate) fn build(
     dataplane: Arc<dyn DataPlane>,
     serving: watch::Receiver<bool>,
     token: BearerToken,
+    engine_token: Option<BearerToken>,
     limits: Limits,
 ) -> Router {
     let openapi = Bytes::from(openapi::document(&limits).to_string());
@@ -65,6 +68,7 @@ pub(crate) fn build(
         dataplane,
         serving,
         token,
+        engine_token,
         limits,
         openapi,
     };

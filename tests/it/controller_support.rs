@@ -88,6 +88,8 @@ impl TestController {
             data_plane: None,
             leader: None,
             destinations: Default::default(),
+            engine_api: None,
+            remote: None,
         };
         let (tx, rx) = oneshot::channel::<()>();
         let shared: Arc<dyn JourneyEngine> = Arc::new(engine.clone());

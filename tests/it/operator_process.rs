@@ -56,6 +56,7 @@ impl Operator {
             format!("--data-plane-token-file={}", token.display()),
             "--counts-refresh=1s".into(),
             "--scheduler-idle=100ms".into(),
+            "--insecure-plain-http".into(),
         ];
         if leader_election {
             args.extend([

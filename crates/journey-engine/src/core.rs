@@ -186,6 +186,11 @@ impl<S: Store> Engine<S> {
         self.inner.clock.now()
     }
 
+    /// Wakes the scheduler now (after a virtual clock moved, say).
+    pub fn wake_scheduler(&self) {
+        self.inner.wake.notify_one();
+    }
+
     /// Subscribes to the change stream: the journeys whose status changed, and why.
     pub fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.inner.changes.subscribe()
