@@ -19,7 +19,7 @@ pub fn http() -> reqwest::Client {
         .expect("http client")
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -36,6 +36,38 @@ pub struct Operator {
 
 impl Operator {
     pub fn start(ns: &str, instance: &str, data_dir: &Path, leader_election: bool) -> Operator {
+        Self::start_with(ns, instance, data_dir, leader_election, &[])
+    }
+
+    /// A controller in remote mode: no embedded engine, `engine` reached over its API (`extra`
+    /// may override `--resync` and the like).
+    pub fn start_remote(
+        ns: &str,
+        instance: &str,
+        data_dir: &Path,
+        engine_url: &str,
+        engine: &crate::engine_process::EngineProcess,
+        extra: &[&str],
+    ) -> Operator {
+        let mut args = vec![
+            format!("--engine-url={engine_url}"),
+            format!("--engine-ca={}", engine.dir.join("ca.crt").display()),
+            format!(
+                "--engine-token-file={}",
+                engine.dir.join("engine.token").display()
+            ),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        Self::start_with(ns, instance, data_dir, false, &args)
+    }
+
+    fn start_with(
+        ns: &str,
+        instance: &str,
+        data_dir: &Path,
+        leader_election: bool,
+        extra: &[String],
+    ) -> Operator {
         let (ops, data_plane) = (free_port(), free_port());
         let token = data_dir.with_extension("token");
         std::fs::write(&token, TOKEN).expect("token file");
@@ -58,6 +90,7 @@ impl Operator {
             "--scheduler-idle=100ms".into(),
             "--insecure-plain-http".into(),
         ];
+        args.extend(extra.iter().cloned());
         if leader_election {
             args.extend([
                 "--leader-election".into(),

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -227,6 +228,21 @@ fn key_of(namespace: &str, name: &str) -> Result<String, ApiError> {
     Ok(format!("{namespace}/{name}"))
 }
 
+/// The body, or 413 when it is larger than [`MAX_BODY_BYTES`].
+fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+                Some("body"),
+            )
+        } else {
+            ApiError::new(ErrorCode::InvalidRequest, e.body_text(), Some("body"))
+        }
+    })
+}
+
 /// A JSON body read strictly: not JSON, a wrong type or an unknown field is a 400 naming the
 /// exact field.
 fn json_body<T: serde::de::DeserializeOwned>(
@@ -264,10 +280,10 @@ async fn put_journey(
     State(state): State<AppState>,
     Path((namespace, name)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<axum::Json<JourneyPutResponse>, ApiError> {
     let key = key_of(&namespace, &name)?;
-    let put: JourneyPut = json_body(&headers, &body)?;
+    let put: JourneyPut = json_body(&headers, &body_bytes(body)?)?;
     let declared = state.engine.declare(&key, put.into_declaration()).await?;
     Ok(axum::Json(JourneyPutResponse {
         revision: declared.status.revision,
@@ -340,8 +356,9 @@ const MAX_ADVANCE_MS: i64 = 400 * 24 * 3_600_000;
 async fn advance_clock(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<axum::Json<ClockNow>, ApiError> {
+    let body = body_bytes(body)?;
     let Some(clock) = &state.clock else {
         return Err(ApiError::new(
             ErrorCode::NotFound,

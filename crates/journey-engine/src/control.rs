@@ -624,6 +624,9 @@ impl<S: Store> Engine<S> {
     /// removes it. A journey that is unknown, has no definition or is already stopped needs no
     /// stop.
     pub fn stop_and_delete_blocking(&self, key: &str) -> Result<bool> {
+        if self.phase_blocking(key)?.is_none() {
+            return Ok(false);
+        }
         match self.set_lifecycle_blocking(key, DesiredLifecycle::Stopped) {
             Ok(_)
             | Err(EngineError::NotFound(_))
