@@ -488,3 +488,48 @@ async fn runs_through_the_engine_api() {
         d.status.last_runs
     );
 }
+
+/// A rotated certificate (a Secret mount updated in place) is served without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_certificate_is_served_without_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = EngineProcess::start(dir.path()).await;
+    let trusting = |ca: &std::path::Path| {
+        let pem = std::fs::read(ca).expect("ca");
+        journey_operator::tls::http_client_builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(&pem).expect("pem")])
+            .build()
+            .expect("client")
+    };
+    std::fs::copy(dir.path().join("ca.crt"), dir.path().join("old-ca.crt")).expect("keep");
+    assert!(
+        trusting(&dir.path().join("old-ca.crt"))
+            .get(engine.api_url("/openapi.json"))
+            .send()
+            .await
+            .is_ok()
+    );
+
+    let next = dir.path().join("next");
+    std::fs::create_dir_all(&next).expect("dir");
+    crate::engine_process::write_certificates(&next);
+    for file in ["tls.key", "tls.crt"] {
+        std::fs::copy(next.join(file), dir.path().join(file)).expect("rotate");
+    }
+    let new_trust = trusting(&next.join("ca.crt"));
+    eventually("the new certificate served", async || {
+        new_trust
+            .get(engine.api_url("/openapi.json"))
+            .send()
+            .await
+            .is_ok()
+    })
+    .await;
+    // A new client that trusts only the old CA gets no handshake any more.
+    let err = trusting(&dir.path().join("old-ca.crt"))
+        .get(engine.api_url("/openapi.json"))
+        .send()
+        .await
+        .expect_err("the old CA no longer matches");
+    assert!(err.is_connect(), "{err:?}");
+}
