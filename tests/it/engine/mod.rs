@@ -3,6 +3,7 @@
 
 pub mod common;
 mod crash;
+mod declare;
 mod entrance;
 mod expressions;
 mod feed;
