@@ -144,6 +144,7 @@ impl<S: Store> Engine<S> {
                 let rt = load_rt(row)?;
                 judge(key, &rt, &desired, &parts)?;
             }
+            let before = self.status_in(tx, key)?;
             if let Some(prepared) = &prepared {
                 self.apply_definition_in(tx, key, prepared, now)?;
             }
@@ -161,16 +162,34 @@ impl<S: Store> Engine<S> {
                     outcome,
                 });
             }
-            tx.record_change(key, ChangeCause::Command)?;
-            let status = self
+            let mut status = self
                 .status_in(tx, key)?
                 .ok_or_else(|| EngineError::NotFound(key.to_string()))?;
-            Ok(Declared {
-                status,
-                requests: results,
-            })
+            // Declaring what the engine already has changes nothing, so the feed does not
+            // move either: a tool may send the same declaration as often as it likes.
+            let unchanged = before.is_some_and(|b| {
+                StatusSnapshot {
+                    revision: status.revision,
+                    ..b
+                } == status
+            }) && results
+                .iter()
+                .all(|r| r.outcome == RequestOutcome::AlreadyHandled);
+            if !unchanged {
+                status.revision = tx.record_change(key, ChangeCause::Command)?;
+            }
+            Ok((
+                Declared {
+                    status,
+                    requests: results,
+                },
+                !unchanged,
+            ))
         })?;
-        self.notify(key, ChangeCause::Command);
+        let (declared, changed) = declared;
+        if changed {
+            self.notify(key, ChangeCause::Command);
+        }
         Ok(declared)
     }
 }
@@ -199,6 +218,9 @@ fn remember(tx: &mut dyn StoreTx, key: &str, parts: &DeclaredParts) -> Result<()
         .journey_for_update(key)?
         .ok_or_else(|| EngineError::NotFound(key.to_string()))?;
     let mut rt = load_rt(&row)?;
+    if rt.declared.as_ref() == Some(parts) {
+        return Ok(());
+    }
     rt.declared = Some(parts.clone());
     save_rt(tx, row.id, &rt)
 }
