@@ -133,6 +133,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ca_file: Some(dir.path().join("ca.crt")),
         token_file: dir.path().join("engine.token"),
         timeout: Duration::from_secs(10),
+        cluster_id: Some("bench".into()),
     })?;
     let definition = Definition::from_json(serde_json::json!({
         "entry": {"event": {"name": "AddToCart"}},

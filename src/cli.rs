@@ -32,7 +32,7 @@ pub enum Command {
     ControlPlane(ControlPlaneArgs),
     /// Run the controller with the journey engine embedded (SQLite in --data-dir), or against
     /// a remote engine (--engine-url).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Run the journey engine as a service: the v1 engine API and the data plane, for
     /// controllers (`run --engine-url`) and tools that share it.
     Engine(EngineArgs),
@@ -162,8 +162,17 @@ pub struct RunArgs {
     pub engine_token_file: Option<PathBuf>,
     /// Remote mode: the engine API of a `journey-operator engine` (https://…); nothing is
     /// embedded.
-    #[arg(long, env = "JOURNEY_ENGINE_URL", requires = "engine_token_file")]
+    #[arg(
+        long,
+        env = "JOURNEY_ENGINE_URL",
+        requires = "engine_token_file",
+        requires = "cluster_id"
+    )]
     pub engine_url: Option<String>,
+    /// The id of this cluster, sent to a remote engine with every call: an engine serves one
+    /// cluster and refuses another's controller (e.g. the kube-system namespace's UID).
+    #[arg(long, env = "JOURNEY_CLUSTER_ID", requires = "engine_url")]
+    pub cluster_id: Option<String>,
     /// The CA certificate (PEM) that signed the remote engine's certificate.
     #[arg(long, env = "JOURNEY_ENGINE_CA", requires = "engine_url")]
     pub engine_ca: Option<PathBuf>,
@@ -380,6 +389,7 @@ fn run_controller(args: RunArgs) -> anyhow::Result<()> {
                 ca_file: args.engine_ca.clone(),
                 token_file: token.clone(),
                 timeout: Duration::from_secs(10),
+                cluster_id: args.cluster_id.clone(),
             }),
             _ => None,
         },
@@ -426,7 +436,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::ControlPlane(args) => control_plane(args),
-        Command::Run(args) => run_controller(args),
+        Command::Run(args) => run_controller(*args),
         Command::Engine(args) => run_engine(args),
         Command::Plan(args) => plan(args),
         Command::Demo(args) => {

@@ -155,4 +155,11 @@ impl JourneyEngine for LazyJourneyEngine {
             Err(err) => refused(err),
         }
     }
+
+    fn claim_cluster(&self, id: &str) -> BoxFuture<Result<(), EngineError>> {
+        match self.get() {
+            Ok(e) => e.claim_cluster(id),
+            Err(err) => refused(err),
+        }
+    }
 }

@@ -144,7 +144,9 @@ pub fn engine_error(e: EngineError) -> ApiError {
             ApiError::new(StatusCode::CONFLICT, e.to_string())
         }
         E::ResyncRequired { .. } => ApiError::new(StatusCode::GONE, e.to_string()),
-        E::RevisionConflict { .. } => ApiError::new(StatusCode::CONFLICT, e.to_string()),
+        E::RevisionConflict { .. } | E::WrongCluster { .. } => {
+            ApiError::new(StatusCode::CONFLICT, e.to_string())
+        }
         E::Unavailable(_) => ApiError::unavailable(e.to_string()),
         E::InvalidDefinition(_)
         | E::InvalidDuration { .. }

@@ -17,6 +17,8 @@ use crate::support::eventually;
 
 pub const ENGINE_TOKEN: &str = "engine-test-token";
 pub const DATA_PLANE_TOKEN: &str = "data-plane-test-token";
+/// The cluster the tests' controllers and clients speak for.
+pub const CLUSTER_ID: &str = "test-cluster";
 
 /// A CA and a serving certificate for `localhost` and `127.0.0.1`, written into `dir`.
 pub fn write_certificates(dir: &Path) {
@@ -161,6 +163,7 @@ impl EngineProcess {
             ca_file: Some(self.dir.join("ca.crt")),
             token_file: self.dir.join("engine.token"),
             timeout: Duration::from_secs(10),
+            cluster_id: Some(CLUSTER_ID.into()),
         }
     }
 

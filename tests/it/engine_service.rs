@@ -533,3 +533,41 @@ async fn a_rotated_certificate_is_served_without_a_restart() {
         .expect_err("the old CA no longer matches");
     assert!(err.is_connect(), "{err:?}");
 }
+
+/// One engine serves one cluster: the first cluster id it hears is kept, across restarts, and
+/// a controller of another cluster is refused with a clear error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_serves_one_cluster() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut engine = EngineProcess::start_real(dir.path()).await;
+    let ours = engine.client();
+    ours.declare(
+        "team/j",
+        declaration(action_first(), JourneyState::Published),
+    )
+    .await
+    .expect("our cluster declares");
+    let mut other = engine.client_config();
+    other.cluster_id = Some("another-cluster".into());
+    let theirs = journey_engine_api::EngineClient::new(&other).expect("client");
+    match theirs.status("team/j").await {
+        Err(EngineError::WrongCluster { serving, asked }) => {
+            assert_eq!(serving, "test-cluster");
+            assert_eq!(asked, "another-cluster");
+        }
+        other => panic!("expected WrongCluster, got {other:?}"),
+    }
+    engine.restart().await;
+    assert!(matches!(
+        theirs.feed_revision().await,
+        Err(EngineError::WrongCluster { .. })
+    ));
+    assert!(
+        engine
+            .client()
+            .status("team/j")
+            .await
+            .expect("ours")
+            .is_some()
+    );
+}

@@ -56,6 +56,7 @@ impl Operator {
                 "--engine-token-file={}",
                 engine.dir.join("engine.token").display()
             ),
+            format!("--cluster-id={}", crate::engine_process::CLUSTER_ID),
         ];
         args.extend(extra.iter().map(|a| a.to_string()));
         Self::start_with(ns, instance, data_dir, false, &args)

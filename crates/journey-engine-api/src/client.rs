@@ -29,6 +29,9 @@ pub struct ClientConfig {
     pub token_file: PathBuf,
     /// Longest a call other than the feed's long poll may take.
     pub timeout: Duration,
+    /// The cluster this client speaks for, sent with every call: an engine that serves
+    /// another refuses (`WrongCluster`).
+    pub cluster_id: Option<String>,
 }
 
 /// The engine API client.
@@ -38,6 +41,7 @@ pub struct EngineClient {
     base: String,
     token_file: PathBuf,
     timeout: Duration,
+    cluster_id: Option<String>,
 }
 
 impl std::fmt::Debug for EngineClient {
@@ -102,6 +106,7 @@ impl EngineClient {
             base,
             token_file: config.token_file.clone(),
             timeout: config.timeout,
+            cluster_id: config.cluster_id.clone(),
         })
     }
 
@@ -147,6 +152,9 @@ impl EngineClient {
             .timeout(timeout);
         if let Some(body) = body {
             request = request.json(&body);
+        }
+        if let Some(id) = &self.cluster_id {
+            request = request.header(crate::v1::CLUSTER_HEADER, id);
         }
         let response = request
             .send()
@@ -240,6 +248,13 @@ impl JourneyEngine for EngineClient {
                 .await?
                 .ok_or_else(|| EngineError::Unavailable("no change feed".into()))
         })
+    }
+
+    fn claim_cluster(&self, id: &str) -> BoxFuture<Result<()>> {
+        // Every call carries the client's cluster id; an explicit claim only checks it.
+        let mut client = self.clone();
+        client.cluster_id = Some(id.to_string());
+        Box::pin(async move { client.feed_revision().await.map(drop) })
     }
 
     fn feed_revision(&self) -> BoxFuture<Result<i64>> {

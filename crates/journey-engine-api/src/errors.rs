@@ -21,7 +21,8 @@ impl ErrorCode {
             | C::ChangeRequiresPause
             | C::JourneyStopped
             | C::NoDefinition
-            | C::RevisionConflict => StatusCode::CONFLICT,
+            | C::RevisionConflict
+            | C::WrongCluster => StatusCode::CONFLICT,
             C::ResyncRequired => StatusCode::GONE,
             C::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             C::InvalidDefinition | C::UnknownDestination => StatusCode::UNPROCESSABLE_ENTITY,
@@ -89,6 +90,10 @@ pub fn to_wire(e: &EngineError) -> ErrorBody {
         }
         E::ResyncRequired { .. } => body(ErrorCode::ResyncRequired, Some("since".into())),
         E::Unavailable(_) => body(ErrorCode::Unavailable, None),
+        E::WrongCluster { .. } => body(
+            ErrorCode::WrongCluster,
+            Some("header.journey-cluster-id".into()),
+        ),
         E::Sqlite { .. } if e.is_busy() => {
             tracing::warn!(error = %e, "engine store busy");
             ErrorBody {
@@ -133,6 +138,14 @@ pub fn from_wire(key: &str, body: ErrorBody) -> EngineError {
         C::InvalidDefinition | C::UnknownDestination | C::InvalidRequest | C::PayloadTooLarge => {
             EngineError::InvalidDefinition(error)
         }
+        C::WrongCluster => {
+            // The message quotes both ids: `serves cluster "a", not "b": …`.
+            let quoted: Vec<&str> = error.split('"').collect();
+            EngineError::WrongCluster {
+                serving: quoted.get(1).copied().unwrap_or_default().to_string(),
+                asked: quoted.get(3).copied().unwrap_or_default().to_string(),
+            }
+        }
         C::NoDefinition => EngineError::NoDefinition {
             key: key.to_string(),
         },
@@ -171,6 +184,7 @@ mod tests {
             ErrorCode::PayloadTooLarge,
             ErrorCode::Unauthorized,
             ErrorCode::Forbidden,
+            ErrorCode::WrongCluster,
             ErrorCode::Unavailable,
             ErrorCode::Internal,
         ] {

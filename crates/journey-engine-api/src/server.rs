@@ -81,6 +81,9 @@ pub struct ServerOptions {
 
 #[derive(Clone)]
 struct AppState {
+    /// The cluster id this engine was found or made to serve, once known: later requests are
+    /// compared in memory instead of in a transaction.
+    cluster: Arc<std::sync::OnceLock<String>>,
     engine: Arc<dyn JourneyEngine>,
     authorizer: Authorizer,
     serving: watch::Receiver<bool>,
@@ -131,6 +134,7 @@ impl IntoResponse for ApiError {
 /// The engine API router.
 pub fn router(engine: Arc<dyn JourneyEngine>, options: ServerOptions) -> Router {
     let state = AppState {
+        cluster: Arc::default(),
         engine,
         authorizer: options.authorizer,
         serving: options.serving,
@@ -198,6 +202,29 @@ async fn authorize(State(state): State<AppState>, req: Request, next: Next) -> R
             None,
         )
         .into_response();
+    }
+    if let Some(id) = req
+        .headers()
+        .get(crate::v1::CLUSTER_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+    {
+        match state.cluster.get() {
+            Some(serving) if *serving == id => {}
+            Some(serving) => {
+                return ApiError::from(EngineError::WrongCluster {
+                    serving: serving.clone(),
+                    asked: id,
+                })
+                .into_response();
+            }
+            None => match state.engine.claim_cluster(&id).await {
+                Ok(()) => {
+                    let _ = state.cluster.set(id);
+                }
+                Err(e) => return ApiError::from(e).into_response(),
+            },
+        }
     }
     next.run(req).await
 }

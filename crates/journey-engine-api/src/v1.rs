@@ -7,6 +7,9 @@ use journey_model::lifecycle::JourneyState;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// The header that names the cluster a caller speaks for; an engine serves one cluster.
+pub const CLUSTER_HEADER: &str = "journey-cluster-id";
+
 /// A journey's definition: what runs (the lifecycle settings are in [`Lifecycle`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -149,6 +152,8 @@ pub enum ErrorCode {
     Unauthorized,
     /// A valid credential for something else (the data-plane token on the engine API).
     Forbidden,
+    /// The engine already serves another cluster (`Journey-Cluster-Id`).
+    WrongCluster,
     /// The engine cannot serve now (its store is busy, a token file unreadable); retry.
     Unavailable,
     /// An engine failure (details in the engine's log).

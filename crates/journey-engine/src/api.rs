@@ -47,6 +47,8 @@ pub trait JourneyEngine: Send + Sync {
     fn changes_since(&self, since: i64, wait: Duration) -> BoxFuture<Result<FeedPage>>;
     /// The feed's current revision.
     fn feed_revision(&self) -> BoxFuture<Result<i64>>;
+    /// Binds the engine to one cluster (`EngineError::WrongCluster` when it serves another).
+    fn claim_cluster(&self, id: &str) -> BoxFuture<Result<()>>;
 }
 
 /// One event to ingest.
@@ -110,6 +112,10 @@ impl<S: Store> JourneyEngine for Engine<S> {
     fn feed_revision(&self) -> BoxFuture<Result<i64>> {
         let e = self.clone();
         blocking(move || e.feed_revision_blocking())
+    }
+    fn claim_cluster(&self, id: &str) -> BoxFuture<Result<()>> {
+        let (e, id) = (self.clone(), id.to_string());
+        blocking(move || e.claim_cluster_blocking(&id))
     }
 }
 

@@ -47,6 +47,10 @@ pub enum EngineError {
         expected: i64,
         actual: i64,
     },
+    #[error(
+        "this engine serves cluster {serving:?}, not {asked:?}: one engine serves one cluster (journeys are keyed namespace/name); give this cluster an engine of its own"
+    )]
+    WrongCluster { serving: String, asked: String },
     /// The engine could not be reached or answered a failure it could not describe (a remote
     /// engine: connection refused, timeout, TLS failure, 5xx).
     #[error("the engine is unavailable: {0}")]

@@ -94,6 +94,21 @@ impl<S: Store> Engine<S> {
         })
     }
 
+    /// Binds the engine to the cluster its controllers declare: the first id claimed is kept,
+    /// and any other is refused with [`EngineError::WrongCluster`].
+    pub fn claim_cluster_blocking(&self, id: &str) -> Result<()> {
+        self.inner
+            .store
+            .write(|tx| match tx.engine_meta("cluster_id")? {
+                None => tx.set_engine_meta("cluster_id", id),
+                Some(serving) if serving == id => Ok(()),
+                Some(serving) => Err(EngineError::WrongCluster {
+                    serving,
+                    asked: id.to_string(),
+                }),
+            })
+    }
+
     /// The feed's current revision: a reader that has just listed everything starts here.
     pub fn feed_revision_blocking(&self) -> Result<i64> {
         self.inner

@@ -197,6 +197,8 @@ CREATE TABLE feed_meta (
     head INTEGER NOT NULL
 );
 INSERT INTO feed_meta (id, floor, head) VALUES (1, 0, (SELECT COALESCE(MAX(id), 0) FROM journeys));
+-- Who the engine serves (the cluster id its first controller claimed).
+CREATE TABLE engine_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 "#,
     ),
 ];

@@ -220,6 +220,9 @@ pub trait FeedTx {
     fn journey_revision(&mut self, key: &str) -> Result<Option<i64>>;
     /// (oldest revision a cursor may hold, current revision).
     fn feed_bounds(&mut self) -> Result<(i64, i64)>;
+    /// A setting of the engine itself (`cluster_id`).
+    fn engine_meta(&mut self, key: &str) -> Result<Option<String>>;
+    fn set_engine_meta(&mut self, key: &str, value: &str) -> Result<()>;
     /// Drops tombstones of deletions before `before`; a cursor older than the newest dropped
     /// one must resync. Returns how many were dropped.
     fn purge_tombstones(&mut self, before: Millis) -> Result<u64>;

@@ -98,6 +98,27 @@ impl FeedTx for SqliteTx<'_> {
             .ctx("journey revision")
     }
 
+    fn engine_meta(&mut self, key: &str) -> Result<Option<String>> {
+        use rusqlite::OptionalExtension;
+        self.tx
+            .prepare_cached("SELECT value FROM engine_meta WHERE key = ?1")
+            .ctx("prepare engine meta")?
+            .query_row([key], |r| r.get(0))
+            .optional()
+            .ctx("engine meta")
+    }
+
+    fn set_engine_meta(&mut self, key: &str, value: &str) -> Result<()> {
+        self.tx
+            .execute(
+                "INSERT INTO engine_meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )
+            .ctx("set engine meta")?;
+        Ok(())
+    }
+
     fn feed_bounds(&mut self) -> Result<(i64, i64)> {
         self.tx
             .prepare_cached("SELECT floor, head FROM feed_meta WHERE id = 1")
