@@ -319,6 +319,7 @@ fn run_engine(args: EngineArgs) -> anyhow::Result<()> {
             transport: transport.clone(),
             data_plane_token_file: args.data_plane_token_file.clone(),
             clock: None,
+            metrics: None,
         },
         data_plane: args.data_plane_token_file.map(|token| DataPlaneConfig {
             transport,
@@ -380,6 +381,7 @@ fn run_controller(args: RunArgs) -> anyhow::Result<()> {
                 transport: transport.clone(),
                 data_plane_token_file: args.data_plane_token_file.clone(),
                 clock: None,
+                metrics: None,
             }),
             _ => None,
         },

@@ -26,6 +26,8 @@ pub struct EngineApiConfig {
     pub data_plane_token_file: Option<PathBuf>,
     /// `POST /v1/test/clock/advance`, only for an engine on a virtual clock.
     pub clock: Option<ClockAdvancer>,
+    /// Counts the answered requests (`journey_http_requests_total{api="engine"}`).
+    pub metrics: Option<Arc<crate::controller::metrics::Metrics>>,
 }
 
 impl std::fmt::Debug for EngineApiConfig {
@@ -113,6 +115,11 @@ impl EngineApiServer {
             engine,
             ServerOptions {
                 authorizer: authorizer(token, data_plane),
+                observer: config.metrics.clone().map(|metrics| {
+                    Arc::new(move |route: &str, status: u16| {
+                        metrics.record_http("engine", route, status)
+                    }) as journey_engine_api::server::RequestObserver
+                }),
                 serving,
                 clock: config.clock.clone(),
             },

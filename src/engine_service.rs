@@ -40,6 +40,7 @@ pub async fn serve(mut config: EngineServiceConfig) -> Result<(), RunError> {
         None => Arc::new(SystemClock),
     };
     let (engine, tasks) = open_engine(&config.setup, clock, &metrics)?;
+    config.api.metrics = Some(metrics.clone());
     if let Some(clock) = virtual_clock {
         let engine = engine.clone();
         let advance = move |millis: i64| {

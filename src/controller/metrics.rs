@@ -35,6 +35,9 @@ pub struct Metrics {
     /// read, by destination (operator-configured names: a bounded label).
     credential_errors: Mutex<BTreeMap<String, u64>>,
     durations: Mutex<Histogram>,
+    /// HTTP requests served, by listener, route template (bounded: the routes of the code)
+    /// and status.
+    http: Mutex<BTreeMap<(&'static str, String, u16), u64>>,
     /// By a hash of the journey's key: 10,000 journeys' names would cost more than their
     /// gauges, and two keys sharing a 64-bit hash is beyond any real cluster.
     journeys: Mutex<HashMap<u64, Reported>>,
@@ -68,6 +71,14 @@ impl Metrics {
     pub fn record_credential_error(&self, destination: &str) {
         *lock(&self.credential_errors)
             .entry(destination.to_string())
+            .or_insert(0) += 1;
+    }
+
+    /// One HTTP request answered by `api` (`engine`, `data-plane`) on the route template
+    /// `route` with `status`.
+    pub fn record_http(&self, api: &'static str, route: &str, status: u16) {
+        *lock(&self.http)
+            .entry((api, route.to_string(), status))
             .or_insert(0) += 1;
     }
 
@@ -134,6 +145,16 @@ impl Metrics {
         }
 
         crate::panics::render(&mut out);
+        let _ = writeln!(
+            out,
+            "# HELP journey_http_requests_total HTTP requests answered, by listener, route and status.\n# TYPE journey_http_requests_total counter"
+        );
+        for ((api, route, status), count) in lock(&self.http).iter() {
+            let _ = writeln!(
+                out,
+                "journey_http_requests_total{{api=\"{api}\",route=\"{route}\",status=\"{status}\"}} {count}"
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP journey_webhook_credential_errors_total Webhook deliveries not sent because the destination's credentials file could not be read.\n# TYPE journey_webhook_credential_errors_total counter"

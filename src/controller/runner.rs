@@ -274,8 +274,12 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
     if config.remote.is_none()
         && let Some(api) = &config.engine_api
     {
+        let api = crate::engine_api::EngineApiConfig {
+            metrics: Some(metrics.clone()),
+            ..api.clone()
+        };
         let server = crate::engine_api::EngineApiServer::bind(
-            api,
+            &api,
             Arc::new(lazy_engine.clone()),
             serving_rx.clone(),
         )

@@ -170,6 +170,22 @@ async fn each_plane_refuses_the_other_planes_credential() {
             .await,
         StatusCode::ACCEPTED
     );
+    // The engine's /metrics counts its API's answers by route template and status.
+    let metrics = crate::operator_process::http()
+        .get(format!("http://127.0.0.1:{}/metrics", engine.ops))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .unwrap_or_default();
+    let route = "route=\"/v1/journeys/{namespace}/{name}\"";
+    for (status, n) in [("403", 1), ("401", 2), ("200", 1)] {
+        let line = format!(
+            "journey_http_requests_total{{api=\"engine\",{route},status=\"{status}\"}} {n}"
+        );
+        assert!(metrics.contains(&line), "{line} in\n{metrics}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

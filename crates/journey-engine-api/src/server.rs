@@ -71,8 +71,12 @@ pub type Authorizer = Arc<dyn Fn(Option<&str>) -> Authorization + Send + Sync>;
 /// through HTTP with it).
 pub type ClockAdvancer = Arc<dyn Fn(i64) -> i64 + Send + Sync>;
 
+/// Told of every answered request: the route template and the status (for metrics).
+pub type RequestObserver = Arc<dyn Fn(&str, u16) + Send + Sync>;
+
 pub struct ServerOptions {
     pub authorizer: Authorizer,
+    pub observer: Option<RequestObserver>,
     /// `false`: this replica is a standby; every `/v1` route answers 503.
     pub serving: watch::Receiver<bool>,
     /// Only for an engine started with a virtual clock.
@@ -81,6 +85,7 @@ pub struct ServerOptions {
 
 #[derive(Clone)]
 struct AppState {
+    observer: Option<RequestObserver>,
     /// The cluster id this engine was found or made to serve, once known: later requests are
     /// compared in memory instead of in a transaction.
     cluster: Arc<std::sync::OnceLock<String>>,
@@ -134,6 +139,7 @@ impl IntoResponse for ApiError {
 /// The engine API router.
 pub fn router(engine: Arc<dyn JourneyEngine>, options: ServerOptions) -> Router {
     let state = AppState {
+        observer: options.observer,
         cluster: Arc::default(),
         engine,
         authorizer: options.authorizer,
@@ -152,6 +158,9 @@ pub fn router(engine: Arc<dyn JourneyEngine>, options: ServerOptions) -> Router 
     Router::new()
         .merge(v1)
         .route("/openapi.json", get(openapi))
+        // After routing, so the route template is known; around authentication, so refused
+        // requests count too.
+        .route_layer(middleware::from_fn_with_state(state.clone(), observe))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -173,6 +182,18 @@ async fn method_not_allowed() -> ApiError {
         field: None,
         rule: None,
     })
+}
+
+async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string());
+    let response = next.run(req).await;
+    if let (Some(observer), Some(route)) = (&state.observer, route) {
+        observer(&route, response.status().as_u16());
+    }
+    response
 }
 
 async fn authorize(State(state): State<AppState>, req: Request, next: Next) -> Response {
