@@ -78,7 +78,11 @@ pub async fn serve(mut config: EngineServiceConfig) -> Result<(), RunError> {
     });
     let mut data_plane_task = None;
     if let Some(dp) = &config.data_plane {
-        let server = DataPlaneServer::bind(dp, Arc::new(engine.clone()), serving.clone()).await?;
+        let dp = DataPlaneConfig {
+            metrics: Some(metrics.clone()),
+            ..dp.clone()
+        };
+        let server = DataPlaneServer::bind(&dp, Arc::new(engine.clone()), serving.clone()).await?;
         info!(addr = %server.local_addr(), "data plane bound");
         let stopped = stop.clone().cancelled_owned();
         data_plane_task = Some(tokio::spawn(async move {

@@ -297,7 +297,11 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         .as_ref()
         .filter(|_| config.remote.is_none())
     {
-        let server = DataPlaneServer::bind(dp, Arc::new(lazy.clone()), serving_rx.clone()).await?;
+        let dp = crate::dataplane::DataPlaneConfig {
+            metrics: Some(metrics.clone()),
+            ..dp.clone()
+        };
+        let server = DataPlaneServer::bind(&dp, Arc::new(lazy.clone()), serving_rx.clone()).await?;
         let stopped = stop.clone().cancelled_owned();
         tokio::spawn(async move {
             if let Err(e) = server.serve(stopped).await {

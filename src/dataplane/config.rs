@@ -25,7 +25,7 @@ pub const MAX_FILTER_BYTES: usize = 4096;
 pub const RETRY_AFTER_SECS: u64 = 5;
 
 /// Everything `journey-operator run` needs to serve the data plane.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct DataPlaneConfig {
     /// Address to listen on (`127.0.0.1:0` picks a free port; see [`super::DataPlaneServer::local_addr`]).
     pub listen: SocketAddr,
@@ -39,6 +39,8 @@ pub struct DataPlaneConfig {
     /// The engine API's token file, when the same process serves it: a request that presents
     /// that token is refused with 403 (and a clear reason) instead of 401.
     pub engine_token_file: Option<PathBuf>,
+    /// Counts the answered requests (`journey_http_requests_total{api="data-plane"}`).
+    pub metrics: Option<std::sync::Arc<crate::controller::metrics::Metrics>>,
 }
 
 impl DataPlaneConfig {
@@ -50,6 +52,7 @@ impl DataPlaneConfig {
             limits: Limits::default(),
             transport: crate::serving::Transport::PlainHttp,
             engine_token_file: None,
+            metrics: None,
         }
     }
 }

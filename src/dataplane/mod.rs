@@ -82,9 +82,10 @@ pub fn router(
     serving: watch::Receiver<bool>,
     token: BearerToken,
     engine_token: Option<BearerToken>,
+    metrics: Option<Arc<crate::controller::metrics::Metrics>>,
     limits: Limits,
 ) -> Router {
-    routes::build(dataplane, serving, token, engine_token, limits)
+    routes::build(dataplane, serving, token, engine_token, metrics, limits)
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then stops accepting and lets
@@ -134,7 +135,14 @@ impl DataPlaneServer {
             crate::serving::Bound::bind("data plane", config.listen, &config.transport).await?;
         Ok(Self {
             bound,
-            router: router(dataplane, serving, token, engine_token, config.limits),
+            router: router(
+                dataplane,
+                serving,
+                token,
+                engine_token,
+                config.metrics.clone(),
+                config.limits,
+            ),
         })
     }
 

@@ -52,6 +52,8 @@ pub(crate) struct AppState {
     pub(crate) token: BearerToken,
     /// The engine API's token, recognised only to refuse it with 403.
     pub(crate) engine_token: Option<BearerToken>,
+    /// Counts the answered requests (`journey_http_requests_total{api="data-plane"}`).
+    pub(crate) metrics: Option<Arc<crate::controller::metrics::Metrics>>,
     pub(crate) limits: Limits,
     openapi: Bytes,
 }
@@ -61,6 +63,7 @@ pub(crate) fn build(
     serving: watch::Receiver<bool>,
     token: BearerToken,
     engine_token: Option<BearerToken>,
+    metrics: Option<Arc<crate::controller::metrics::Metrics>>,
     limits: Limits,
 ) -> Router {
     let openapi = Bytes::from(openapi::document(&limits).to_string());
@@ -69,6 +72,7 @@ pub(crate) fn build(
         serving,
         token,
         engine_token,
+        metrics,
         limits,
         openapi,
     };
@@ -96,7 +100,7 @@ pub(crate) fn build(
     data.merge(public)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .layer(middleware::from_fn(trace))
+        .layer(middleware::from_fn_with_state(state.clone(), trace))
         .layer(CatchPanicLayer::custom(panic_response))
         .with_state(state)
 }
@@ -114,7 +118,7 @@ fn panic_response(payload: Box<dyn std::any::Any + Send + 'static>) -> Response 
 
 /// One span per request with the method and the route template (never the concrete path,
 /// query, headers or body: they carry profile ids, payloads and the token).
-async fn trace(req: Request, next: Next) -> Response {
+async fn trace(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -129,6 +133,9 @@ async fn trace(req: Request, next: Next) -> Response {
     async move {
         let res = next.run(req).await;
         tracing::Span::current().record("status", res.status().as_u16());
+        if let Some(metrics) = &state.metrics {
+            metrics.record_http("data-plane", &route, res.status().as_u16());
+        }
         let elapsed_ms = start.elapsed().as_millis();
         if res.status().is_server_error() {
             tracing::warn!(elapsed_ms, "request failed");

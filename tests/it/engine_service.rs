@@ -186,6 +186,13 @@ async fn each_plane_refuses_the_other_planes_credential() {
         );
         assert!(metrics.contains(&line), "{line} in\n{metrics}");
     }
+    // And the data plane's, the engine credential's 403 among them.
+    for (status, n) in [("403", 1), ("202", 1)] {
+        let line = format!(
+            "journey_http_requests_total{{api=\"data-plane\",route=\"/v1/events\",status=\"{status}\"}} {n}"
+        );
+        assert!(metrics.contains(&line), "{line} in\n{metrics}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
