@@ -4,6 +4,9 @@
 //!
 //! Prints the machine line and, per benchmark, every run and the median.
 
+#[path = "support/machine.rs"]
+mod machine;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -441,17 +444,7 @@ fn bench5(a: &Args) {
 
 fn main() {
     let a = args();
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_default();
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
+    let (cpu, cores) = machine::cpu_and_cores();
     println!(
         "machine: {cpu}, {cores} cores available; SQLite WAL synchronous=NORMAL; runs per benchmark: {}",
         a.runs

@@ -4,6 +4,9 @@
 //!
 //! `cargo bench --bench engine_api -- [--calls 1000]`
 
+#[path = "support/machine.rs"]
+mod machine;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -73,17 +76,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .nth(1)
         .and_then(|n| n.parse().ok())
         .unwrap_or(1000);
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_default();
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
+    let (cpu, cores) = machine::cpu_and_cores();
     println!(
         "machine: {cpu}, {cores} cores available; engine API over TLS on loopback; calls: {calls}"
     );

@@ -6,23 +6,8 @@ use kube::Api;
 use serde_json::{Value, json};
 
 use crate::controller_support::{and, apply, has_condition, in_phase, wait_for};
-use crate::operator_process::{Operator, WAIT, eventually};
+use crate::operator_process::{Operator, WAIT, eventually, held, journey};
 use crate::support;
-
-fn journey(state: &str, extra: Value) -> Value {
-    let mut spec = json!({
-        "state": state,
-        "entry": {"event": {"name": "Go"}},
-        "steps": [
-            {"id": "wait", "wait": {"duration": "4s"}},
-            {"id": "send", "action": {"channel": "record", "message": {"template": "t"}}}
-        ]
-    });
-    if let (Some(map), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
-        map.extend(extra.clone());
-    }
-    spec
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_only_the_lease_holder_reconciles() {
@@ -111,11 +96,6 @@ async fn killing_the_controller_during_a_resume_releases_every_profile_once() {
     );
     // Everyone still in the wait when the pause landed is held at the action (on a loaded
     // machine a few may have been sent before it: each still gets exactly one message).
-    let held = |j: Option<&Journey>| {
-        j.and_then(|j| j.status.as_ref())
-            .and_then(|s| s.profiles.as_ref())
-            .is_some_and(|p| p.waiting + p.active == 0 && p.held > 1)
-    };
     wait_for(&api, "j", "the waiting profiles held", WAIT, held).await;
 
     apply(

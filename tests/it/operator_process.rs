@@ -6,7 +6,8 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use serde_json::Value;
+use journey_operator::api::Journey;
+use serde_json::{Value, json};
 
 use crate::support;
 
@@ -201,4 +202,28 @@ impl Drop for Operator {
             );
         }
     }
+}
+
+/// The journey the process tests run: event entry, a 4 s wait, a `record` action; `extra`
+/// adds or replaces spec fields.
+pub fn journey(state: &str, extra: Value) -> Value {
+    let mut spec = json!({
+        "state": state,
+        "entry": {"event": {"name": "Go"}},
+        "steps": [
+            {"id": "wait", "wait": {"duration": "4s"}},
+            {"id": "send", "action": {"channel": "record", "message": {"template": "t"}}}
+        ]
+    });
+    if let (Some(map), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+        map.extend(extra.clone());
+    }
+    spec
+}
+
+/// Everyone still in the wait when a pause landed is held at the action.
+pub fn held(j: Option<&Journey>) -> bool {
+    j.and_then(|j| j.status.as_ref())
+        .and_then(|s| s.profiles.as_ref())
+        .is_some_and(|p| p.waiting + p.active == 0 && p.held > 1)
 }

@@ -8,30 +8,9 @@ use serde_json::{Value, json};
 
 use crate::controller_support::{and, apply, has_condition, in_phase, wait_for};
 use crate::engine_process::EngineProcess;
-use crate::operator_process::{Operator, WAIT, eventually};
+use crate::operator_process::{Operator, WAIT, eventually, held, journey};
 use crate::support;
 use crate::tcp_proxy::TcpProxy;
-
-fn journey(state: &str, extra: Value) -> Value {
-    let mut spec = json!({
-        "state": state,
-        "entry": {"event": {"name": "Go"}},
-        "steps": [
-            {"id": "wait", "wait": {"duration": "3s"}},
-            {"id": "send", "action": {"channel": "record", "message": {"template": "t"}}}
-        ]
-    });
-    if let (Some(map), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
-        map.extend(extra.clone());
-    }
-    spec
-}
-
-fn held(j: Option<&Journey>) -> bool {
-    j.and_then(|j| j.status.as_ref())
-        .and_then(|s| s.profiles.as_ref())
-        .is_some_and(|p| p.waiting + p.active == 0 && p.held > 1)
-}
 
 /// Enters `n` profiles through the engine's data plane.
 async fn enter(engine: &EngineProcess, prefix: &str, n: usize) {
