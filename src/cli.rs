@@ -235,7 +235,8 @@ pub struct EngineArgs {
     pub destinations: Option<PathBuf>,
     #[arg(long, env = "JOURNEY_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
-    /// Test only: the clock moves only through `POST /v1/test/clock/advance`.
+    /// Test only: the clock moves only through `POST /v1/test/clock/advance`, which runs what
+    /// became due before it answers; no scheduler runs in between (deterministic tests).
     #[arg(long, default_value_t = false)]
     pub virtual_clock: bool,
     #[command(flatten)]
@@ -311,7 +312,7 @@ fn run_engine(args: EngineArgs) -> anyhow::Result<()> {
             data_dir: args.data_dir,
             cache_mib: args.engine_cache_mib,
             destinations,
-            scheduler_idle: args.scheduler_idle,
+            scheduler_idle: Some(args.scheduler_idle),
         },
         api: journey_operator::engine_api::EngineApiConfig {
             listen: args.engine_api_addr,

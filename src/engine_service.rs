@@ -11,7 +11,7 @@ use tracing::{info, warn};
 use crate::controller::metrics::Metrics;
 use crate::controller::runner::{EngineSetup, RunError, open_engine, shutdown_signal};
 use crate::dataplane::{DataPlaneConfig, DataPlaneServer};
-use crate::engine::{Clock, SystemClock, VirtualClock};
+use crate::engine::{BoxFuture, Clock, EngineError, SystemClock, VirtualClock};
 use crate::engine_api::{EngineApiConfig, EngineApiServer};
 
 #[derive(Debug, Clone)]
@@ -39,14 +39,24 @@ pub async fn serve(mut config: EngineServiceConfig) -> Result<(), RunError> {
         }
         None => Arc::new(SystemClock),
     };
+    if virtual_clock.is_some() {
+        // Time moves only by `POST /v1/test/clock/advance`, which runs what became due before
+        // it answers: no scheduler runs in between, so tests over HTTP are deterministic.
+        config.setup.scheduler_idle = None;
+    }
     let (engine, tasks) = open_engine(&config.setup, clock, &metrics)?;
     config.api.metrics = Some(metrics.clone());
     if let Some(clock) = virtual_clock {
         let engine = engine.clone();
-        let advance = move |millis: i64| {
+        let advance = move |millis: i64| -> BoxFuture<Result<i64, EngineError>> {
             clock.advance_ms(millis);
-            engine.wake_scheduler();
-            clock.now()
+            let (engine, clock) = (engine.clone(), clock.clone());
+            Box::pin(async move {
+                tokio::task::spawn_blocking(move || engine.run_until_idle())
+                    .await
+                    .map_err(|e| EngineError::Task(e.to_string()))??;
+                Ok(clock.now())
+            })
         };
         config.api.clock = Some(Arc::new(advance));
     }

@@ -6,8 +6,8 @@ use std::sync::{Arc, OnceLock};
 
 use crate::engine::store::RunRecord;
 use crate::engine::{
-    BoxFuture, DataPlane, Declaration, Declared, Delivery, EngineError, FeedPage, FilterMatches,
-    JourneyEngine, NewEvent, StatusSnapshot,
+    BoxFuture, DataPlane, Declaration, Declared, Delivery, EngineError, EnrollmentView, FeedPage,
+    FilterMatches, JourneyEngine, NewEvent, StatusSnapshot,
 };
 
 #[derive(Default, Clone)]
@@ -77,6 +77,19 @@ impl DataPlane for LazyDataPlane {
     fn run_history(&self, key: &str, limit: i64) -> BoxFuture<Result<Vec<RunRecord>, EngineError>> {
         match self.get() {
             Ok(e) => e.run_history(key, limit),
+            Err(err) => refused(err),
+        }
+    }
+
+    fn enrollments(
+        &self,
+        key: &str,
+        profile: Option<&str>,
+        after: i64,
+        limit: i64,
+    ) -> BoxFuture<Result<Vec<EnrollmentView>, EngineError>> {
+        match self.get() {
+            Ok(e) => e.enrollments(key, profile, after, limit),
             Err(err) => refused(err),
         }
     }

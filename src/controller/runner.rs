@@ -338,7 +338,7 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
                     data_dir: config.data_dir.clone(),
                     cache_mib: config.engine_cache_mib,
                     destinations: config.destinations.clone(),
-                    scheduler_idle: config.scheduler_idle,
+                    scheduler_idle: Some(config.scheduler_idle),
                 };
                 let (engine, tasks) = open_engine(&setup, Arc::new(SystemClock), &metrics)?;
                 lazy.set(Arc::new(engine.clone()));
@@ -386,7 +386,9 @@ pub struct EngineSetup {
     pub data_dir: PathBuf,
     pub cache_mib: u32,
     pub destinations: DestinationConfig,
-    pub scheduler_idle: Duration,
+    /// How long the scheduler sleeps when nothing is due; `None`: no scheduler runs, and the
+    /// engine moves only when asked (a virtual-clock engine, whose time moves only on request).
+    pub scheduler_idle: Option<Duration>,
 }
 
 /// Opens the engine on SQLite in `setup.data_dir`, with its scheduler and outbox sender
@@ -418,7 +420,10 @@ pub fn open_engine(
         ..EngineConfig::default()
     };
     let engine = Engine::new(store, clock, engine_config).map_err(engine_error)?;
-    let scheduler = engine.spawn_scheduler(setup.scheduler_idle);
+    let mut tasks = Vec::new();
+    if let Some(idle) = setup.scheduler_idle {
+        tasks.push(engine.spawn_scheduler(idle));
+    }
     let transport = HttpTransport::new(Duration::from_secs(10))
         .map_err(|e| RunError::Webhooks(e.to_string()))?;
     let sender = spawn_sender(
@@ -427,8 +432,9 @@ pub fn open_engine(
         Duration::from_millis(200),
         metrics.clone(),
     );
+    tasks.push(sender);
     info!(db = %db.display(), "engine open; serving");
-    Ok((engine, vec![scheduler, sender]))
+    Ok((engine, tasks))
 }
 
 /// Runs the controller against `engine` until `shutdown` completes. Tests call this directly

@@ -16,6 +16,8 @@ pub const MAX_DELIVERIES_LIMIT: i64 = 1000;
 /// Default and maximum `limit` of `GET /v1/journeys/{namespace}/{name}/runs`.
 pub const DEFAULT_RUNS_LIMIT: i64 = 50;
 pub const MAX_RUNS_LIMIT: i64 = 1000;
+pub const DEFAULT_ENROLLMENTS_LIMIT: i64 = 100;
+pub const MAX_ENROLLMENTS_LIMIT: i64 = 1000;
 /// Longest accepted profile id and event name, in bytes.
 pub const MAX_ID_BYTES: usize = 512;
 /// Seconds a standby replica (or a busy store) asks clients to wait (`Retry-After`).

@@ -276,6 +276,20 @@ pub fn limit(value: Option<&str>, default: i64, max: i64) -> Result<i64, ApiErro
     }
 }
 
+/// A keyset cursor (`after`): absent is 0 (the first page), else a non-negative integer.
+pub fn cursor(value: Option<&str>, field: &str) -> Result<i64, ApiError> {
+    let Some(v) = value else {
+        return Ok(0);
+    };
+    match v.parse::<i64>() {
+        Ok(n) if n >= 0 => Ok(n),
+        _ => Err(ApiError::bad_field(
+            field,
+            format!("{field} must be a non-negative integer (the nextAfter of the previous page)"),
+        )),
+    }
+}
+
 /// Query parameters, checked against the allowed names.
 pub struct QueryParams<'a>(&'a [(String, String)]);
 

@@ -4,8 +4,9 @@
 use serde_json::{Value, json};
 
 use super::config::{
-    DEFAULT_DELIVERIES_LIMIT, DEFAULT_RUNS_LIMIT, Limits, MAX_DELIVERIES_LIMIT, MAX_FILTER_BYTES,
-    MAX_ID_BYTES, MAX_RUNS_LIMIT, RETRY_AFTER_SECS,
+    DEFAULT_DELIVERIES_LIMIT, DEFAULT_ENROLLMENTS_LIMIT, DEFAULT_RUNS_LIMIT, Limits,
+    MAX_DELIVERIES_LIMIT, MAX_ENROLLMENTS_LIMIT, MAX_FILTER_BYTES, MAX_ID_BYTES, MAX_RUNS_LIMIT,
+    RETRY_AFTER_SECS,
 };
 
 fn error_response(description: &str) -> Value {
@@ -154,6 +155,26 @@ pub fn document(limits: &Limits) -> Value {
                     }))
                 }
             },
+            "/v1/journeys/{namespace}/{name}/enrollments": {
+                "get": {
+                    "operationId": "listEnrollments",
+                    "summary": "Where profiles are in a journey: each entry's step, state and due time, oldest first",
+                    "parameters": [
+                        {"name": "namespace", "in": "path", "required": true, "schema": {"type": "string"}},
+                        {"name": "name", "in": "path", "required": true, "schema": {"type": "string"}},
+                        {"name": "profile", "in": "query", "required": false,
+                         "description": "Only this profile's entries.", "schema": {"type": "string"}},
+                        {"name": "after", "in": "query", "required": false,
+                         "description": "The nextAfter of the previous page (0 or absent: the first page).",
+                         "schema": {"type": "integer", "format": "int64", "minimum": 0}},
+                        limit_param(DEFAULT_ENROLLMENTS_LIMIT, MAX_ENROLLMENTS_LIMIT, "enrollments")
+                    ],
+                    "responses": common_responses(json!({
+                        "200": ok_json("Enrollments.", "EnrollmentList"),
+                        "404": error_response("The engine does not know this journey.")
+                    }))
+                }
+            },
             "/v1/journeys/{namespace}/{name}/filter-matches": {
                 "post": {
                     "operationId": "filterMatches",
@@ -263,6 +284,29 @@ pub fn document(limits: &Limits) -> Value {
                         "inFlight": {"type": "integer", "description": "Enrollments of the current epoch that are active, waiting, held or queued."},
                         "matching": {"type": "integer", "description": "Of those, how many the filter matches (would be excluded)."},
                         "evaluationErrors": {"type": "integer", "description": "Of those, how many the filter could not be evaluated on (e.g. a missing attribute without has()); the engine treats them as not matching."}
+                    }
+                },
+                "Enrollment": {
+                    "type": "object",
+                    "required": ["id", "profileId", "epoch", "version", "entryNo", "step", "state", "enteredAt"],
+                    "properties": {
+                        "id": {"type": "integer", "format": "int64"},
+                        "profileId": {"type": "string"},
+                        "epoch": {"type": "integer", "description": "The journey's restart epoch the entry belongs to."},
+                        "version": {"type": "integer", "description": "The definition version the entry runs."},
+                        "entryNo": {"type": "integer", "description": "The profile's entry number in this epoch, from 1."},
+                        "step": {"type": "string", "description": "The current step's id."},
+                        "state": {"type": "string", "enum": ["Active", "Waiting", "Held", "Queued", "Discarded", "Excluded", "Exited", "Completed"]},
+                        "dueAt": {"type": "integer", "format": "int64", "nullable": true},
+                        "enteredAt": {"type": "integer", "format": "int64"},
+                        "reason": {"type": "string", "nullable": true}
+                    }
+                },
+                "EnrollmentList": {
+                    "type": "object", "required": ["enrollments"],
+                    "properties": {
+                        "enrollments": {"type": "array", "items": {"$ref": "#/components/schemas/Enrollment"}},
+                        "nextAfter": {"type": "integer", "format": "int64", "description": "Pass as `after` for the next page; absent on the last page."}
                     }
                 },
                 "RunList": {

@@ -18,7 +18,8 @@ use tracing::Instrument;
 
 use super::auth::{BearerToken, require_bearer};
 use super::config::{
-    DEFAULT_DELIVERIES_LIMIT, DEFAULT_RUNS_LIMIT, Limits, MAX_DELIVERIES_LIMIT, MAX_RUNS_LIMIT,
+    DEFAULT_DELIVERIES_LIMIT, DEFAULT_ENROLLMENTS_LIMIT, DEFAULT_RUNS_LIMIT, Limits,
+    MAX_DELIVERIES_LIMIT, MAX_ENROLLMENTS_LIMIT, MAX_RUNS_LIMIT,
 };
 use super::error::{ApiError, engine_error};
 use super::input::{self, QueryParams};
@@ -30,6 +31,7 @@ pub const EVENTS_BATCH: &str = "/v1/events/batch";
 pub const PROFILE: &str = "/v1/profiles/{profileId}";
 pub const DELIVERIES: &str = "/v1/deliveries";
 pub const RUNS: &str = "/v1/journeys/{namespace}/{name}/runs";
+pub const ENROLLMENTS: &str = "/v1/journeys/{namespace}/{name}/enrollments";
 pub const FILTER_MATCHES: &str = "/v1/journeys/{namespace}/{name}/filter-matches";
 pub const OPENAPI: &str = "/openapi.json";
 
@@ -41,6 +43,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PUT", PROFILE),
     ("GET", DELIVERIES),
     ("GET", RUNS),
+    ("GET", ENROLLMENTS),
     ("POST", FILTER_MATCHES),
     ("GET", OPENAPI),
 ];
@@ -84,6 +87,7 @@ pub(crate) fn build(
         .route(PROFILE, put(upsert_profile))
         .route(DELIVERIES, get(list_deliveries))
         .route(RUNS, get(run_history))
+        .route(ENROLLMENTS, get(list_enrollments))
         .route(FILTER_MATCHES, post(filter_matches))
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(middleware::from_fn_with_state(
@@ -391,6 +395,50 @@ async fn run_history(
         .await
         .map_err(engine_error)?;
     Ok(Json(RunList { runs }))
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EnrollmentList {
+    enrollments: Vec<crate::engine::EnrollmentView>,
+    /// The `after` of the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_after: Option<i64>,
+}
+
+/// `GET /v1/journeys/{namespace}/{name}/enrollments?profile=id&after=n&limit=n`: where each
+/// profile is in the journey (step, state, due time), oldest entry first, keyset-paged.
+async fn list_enrollments(
+    State(state): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<EnrollmentList>, ApiError> {
+    let Path((namespace, name)) = path.map_err(path_rejection)?;
+    let key = input::journey_key(&format!("{namespace}/{name}"), "journey")?;
+    let Query(pairs) = query.map_err(query_rejection)?;
+    let q = QueryParams::new(&pairs, &["profile", "after", "limit"])?;
+    let profile = q.get("profile");
+    if let Some(p) = profile {
+        input::identifier(p, "profile")?;
+    }
+    let after = input::cursor(q.get("after"), "after")?;
+    let limit = input::limit(
+        q.get("limit"),
+        DEFAULT_ENROLLMENTS_LIMIT,
+        MAX_ENROLLMENTS_LIMIT,
+    )?;
+    let enrollments = state
+        .dataplane
+        .enrollments(&key, profile, after, limit)
+        .await
+        .map_err(engine_error)?;
+    let next_after = (enrollments.len() as i64 == limit)
+        .then(|| enrollments.last().map(|e| e.id))
+        .flatten();
+    Ok(Json(EnrollmentList {
+        enrollments,
+        next_after,
+    }))
 }
 
 /// `POST /v1/journeys/{namespace}/{name}/filter-matches` with `{"filter": "..."}`: how many of

@@ -585,6 +585,11 @@ async fn a_standby_replica_answers_503_and_writes_nothing() {
         ),
         ("GET", "/v1/deliveries", String::new()),
         ("GET", "/v1/journeys/shop/add-to-cart/runs", String::new()),
+        (
+            "GET",
+            "/v1/journeys/shop/add-to-cart/enrollments",
+            String::new(),
+        ),
     ];
     for (method, path, body) in &requests {
         let (s, h, b) = p
@@ -673,6 +678,51 @@ async fn run_history_of_a_journey() {
     let (s, b) = p.get("/v1/journeys/shop/newsletter/runs?limit=0").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_error(&b, Some("limit"));
+    p.shutdown().await;
+}
+
+/// Where profiles are in a journey: each entry's step and state, keyset-paged, one profile's
+/// entries on their own; bad paging parameters get 400 naming the parameter.
+#[tokio::test]
+async fn enrollments_show_where_each_profile_is() {
+    let p = Plane::start().await;
+    p.publish(JOURNEY, add_to_cart()).await;
+    for id in ["alice", "bob", "carol"] {
+        let (s, _) = p.post("/v1/events", event(id)).await;
+        assert_eq!(s, StatusCode::ACCEPTED);
+    }
+    p.run_engine().await;
+    let path = "/v1/journeys/shop/add-to-cart/enrollments";
+    let (s, b) = p.get(&format!("{path}?limit=2")).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let page = b["enrollments"].as_array().expect("enrollments");
+    assert_eq!(page.len(), 2, "{b}");
+    assert_eq!(page[0]["profileId"], "alice");
+    assert!(page[0]["step"].as_str().is_some_and(|s| !s.is_empty()));
+    assert!(page[0]["state"].as_str().is_some());
+    let after = b["nextAfter"].as_i64().expect("a next page");
+    let (_, b) = p.get(&format!("{path}?limit=2&after={after}")).await;
+    let rest = b["enrollments"].as_array().expect("enrollments");
+    assert_eq!(rest.len(), 1, "{b}");
+    assert_eq!(rest[0]["profileId"], "carol");
+    assert!(b.get("nextAfter").is_none(), "the last page: {b}");
+    let (_, b) = p.get(&format!("{path}?profile=bob")).await;
+    let bob = b["enrollments"].as_array().expect("enrollments");
+    assert_eq!(
+        (bob.len(), &bob[0]["profileId"], &bob[0]["entryNo"]),
+        (1, &json!("bob"), &json!(1))
+    );
+    for (query, field) in [
+        ("after=-1", "after"),
+        ("limit=0", "limit"),
+        ("step=x", "step"),
+    ] {
+        let (s, b) = p.get(&format!("{path}?{query}")).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{query}: {b}");
+        assert_error(&b, Some(field));
+    }
+    let (s, _) = p.get("/v1/journeys/shop/unknown/enrollments").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
     p.shutdown().await;
 }
 
@@ -1065,6 +1115,17 @@ impl DataPlane for Buggy {
         journey_operator::engine::Result<Vec<journey_operator::engine::store::RunRecord>>,
     > {
         Box::pin(async { panic!("a bug in run_history") })
+    }
+    fn enrollments(
+        &self,
+        _: &str,
+        _: Option<&str>,
+        _: i64,
+        _: i64,
+    ) -> journey_operator::engine::BoxFuture<
+        journey_operator::engine::Result<Vec<journey_operator::engine::EnrollmentView>>,
+    > {
+        Box::pin(async { panic!("a bug in enrollments") })
     }
     fn filter_matches(
         &self,

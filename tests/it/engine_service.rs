@@ -400,6 +400,7 @@ async fn pause_and_resume_through_the_engine_api() {
             .await;
         assert_eq!(s, StatusCode::ACCEPTED);
     }
+    engine.advance(0).await;
     eventually("six hello deliveries", async || {
         engine.deliveries(key).await.len() == 6
     })
@@ -489,6 +490,7 @@ async fn runs_through_the_engine_api() {
         "{:?}",
         d.requests
     );
+    engine.advance(0).await;
     eventually("three deliveries", async || {
         engine.deliveries(key).await.len() == 3
     })

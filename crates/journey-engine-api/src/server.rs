@@ -67,9 +67,12 @@ pub enum Authorization {
 /// Judges the bearer token of a request (`None`: no `Authorization: Bearer` header).
 pub type Authorizer = Arc<dyn Fn(Option<&str>) -> Authorization + Send + Sync>;
 
-/// Moves a virtual clock forward and returns the new time (tests drive the engine's time
-/// through HTTP with it).
-pub type ClockAdvancer = Arc<dyn Fn(i64) -> i64 + Send + Sync>;
+/// Moves a virtual clock forward, runs the engine until nothing more is due, and returns the
+/// new time (tests drive the engine's time through HTTP with it: when the answer comes, every
+/// step due by then has run, so a test never waits on the scheduler's timing).
+pub type ClockAdvancer = Arc<
+    dyn Fn(i64) -> journey_engine::BoxFuture<std::result::Result<i64, EngineError>> + Send + Sync,
+>;
 
 /// Told of every answered request: the route template and the status (for metrics).
 pub type RequestObserver = Arc<dyn Fn(&str, u16) + Send + Sync>;
@@ -422,7 +425,6 @@ async fn advance_clock(
             Some("millis"),
         ));
     }
-    Ok(axum::Json(ClockNow {
-        now: clock(advance.millis),
-    }))
+    let now = clock(advance.millis).await?;
+    Ok(axum::Json(ClockNow { now }))
 }

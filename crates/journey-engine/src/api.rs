@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use super::core::Engine;
+use super::core::{Engine, EnrollmentView};
 use super::declare::{Declaration, Declared};
 use super::error::{EngineError, Result};
 use super::feed::FeedPage;
@@ -77,6 +77,15 @@ pub trait DataPlane: Send + Sync {
         limit: Option<i64>,
     ) -> BoxFuture<Result<Vec<Delivery>>>;
     fn run_history(&self, key: &str, limit: i64) -> BoxFuture<Result<Vec<RunRecord>>>;
+    /// A page of a journey's enrollments after enrollment id `after` (only `profile`'s when
+    /// given): where each profile is in the journey.
+    fn enrollments(
+        &self,
+        key: &str,
+        profile: Option<&str>,
+        after: i64,
+        limit: i64,
+    ) -> BoxFuture<Result<Vec<EnrollmentView>>>;
     /// How many in-flight profiles a candidate global filter matches right now (read-only).
     fn filter_matches(&self, key: &str, filter: &str) -> BoxFuture<Result<FilterMatches>>;
 }
@@ -149,6 +158,16 @@ impl<S: Store> DataPlane for Engine<S> {
     fn run_history(&self, key: &str, limit: i64) -> BoxFuture<Result<Vec<RunRecord>>> {
         let (e, k) = (self.clone(), key.to_string());
         blocking(move || e.run_history_blocking(&k, limit))
+    }
+    fn enrollments(
+        &self,
+        key: &str,
+        profile: Option<&str>,
+        after: i64,
+        limit: i64,
+    ) -> BoxFuture<Result<Vec<EnrollmentView>>> {
+        let (e, k, p) = (self.clone(), key.to_string(), profile.map(str::to_string));
+        blocking(move || e.enrollments_page_blocking(&k, p.as_deref(), after, limit))
     }
     fn filter_matches(&self, key: &str, filter: &str) -> BoxFuture<Result<FilterMatches>> {
         let (e, k, f) = (self.clone(), key.to_string(), filter.to_string());

@@ -47,9 +47,13 @@ impl Default for EngineConfig {
 }
 
 /// An enrollment as shown to operators and tests.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct EnrollmentView {
+    /// The enrollment's id: the cursor of the next page (`after`).
+    pub id: i64,
     pub profile_id: String,
     pub epoch: i64,
     pub version: i64,

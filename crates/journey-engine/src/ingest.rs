@@ -346,14 +346,27 @@ impl<S: Store> Engine<S> {
 
     /// Every enrollment of a journey, with step ids resolved (inspection and tests).
     pub fn enrollments_blocking(&self, key: &str) -> Result<Vec<EnrollmentView>> {
+        self.enrollments_page_blocking(key, None, 0, i64::MAX)
+    }
+
+    /// One page of a journey's enrollments, oldest first, after enrollment `after` (the last
+    /// page's last `id`), at most `limit`, only `profile`'s when given.
+    pub fn enrollments_page_blocking(
+        &self,
+        key: &str,
+        profile: Option<&str>,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<EnrollmentView>> {
         self.inner.store.read(|tx| {
             let row = tx
                 .journey_for_update(key)?
                 .ok_or_else(|| EngineError::NotFound(key.to_string()))?;
             let mut out = Vec::new();
-            for (e, profile_id) in tx.list_enrollments(row.id)? {
+            for (e, profile_id) in tx.list_enrollments(row.id, profile, after, limit)? {
                 let def = self.def(tx, row.id, e.version)?;
                 out.push(EnrollmentView {
+                    id: e.id,
                     profile_id,
                     epoch: e.epoch,
                     version: e.version,

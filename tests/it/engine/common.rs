@@ -153,6 +153,10 @@ impl Harness {
             .expect("enrollment exists")
     }
 
+    pub fn run_history(&self, key: &str) -> Vec<journey_operator::engine::store::RunRecord> {
+        self.engine.run_history_blocking(key, 10).expect("runs")
+    }
+
     pub fn state_of(&self, key: &str, profile: &str) -> (EnrollmentState, String) {
         let e = self.enrollment(key, profile);
         (e.state, e.step)
@@ -195,8 +199,20 @@ pub fn hold() -> PauseOptions {
     PauseOptions::default()
 }
 
-pub fn steps_of(d: &[Delivery]) -> Vec<String> {
-    d.iter().map(|x| x.step_id.clone()).collect()
+/// A delivery as a test sees it, in-process ([`Delivery`]) or over HTTP
+/// ([`super::under_test::Sent`]).
+pub trait HasStep {
+    fn step_id(&self) -> &str;
+}
+
+impl HasStep for Delivery {
+    fn step_id(&self) -> &str {
+        &self.step_id
+    }
+}
+
+pub fn steps_of<D: HasStep>(d: &[D]) -> Vec<String> {
+    d.iter().map(|x| x.step_id().to_string()).collect()
 }
 
 pub fn seed_profiles(h: &Harness, n: usize, attrs: impl Fn(usize) -> Value) {

@@ -1,13 +1,12 @@
-use journey_model::lifecycle::TransitionReason;
+use journey_model::lifecycle::{Lock, Rule, TransitionReason};
 use journey_operator::engine::{DesiredLifecycle, EngineError, EnrollmentState as ES, Phase};
 use serde_json::json;
 
 use crate::engine::common::*;
+use crate::engine::under_test::{EngineUnderTest, both_ways};
 
 /// Close (AJO close, CleverTap completed): entrance stops, profiles inside finish, then Completed.
-#[test]
-fn close_drains_then_completed() {
-    let h = Harness::new();
+fn close_drains_then_completed(h: &EngineUnderTest) {
     h.apply("ns/j", action_first());
     h.publish("ns/j");
     h.event("in", "Go", json!({}));
@@ -24,16 +23,13 @@ fn close_drains_then_completed() {
     assert_eq!(s.phase, Phase::Completed);
     assert_eq!(steps_of(&h.deliveries("ns/j")), vec!["hello", "followup"]);
     assert!(matches!(
-        h.engine
-            .set_lifecycle_blocking("ns/j", DesiredLifecycle::Published),
+        h.try_set("ns/j", DesiredLifecycle::Published),
         Err(EngineError::IllegalTransition { .. })
     ));
 }
 
 /// Schedule: startAt keeps the journey Scheduled; endAt closes it like Close.
-#[test]
-fn schedule_start_and_end() {
-    let h = Harness::new();
+fn schedule_start_and_end(h: &EngineUnderTest) {
     let ts = |ms: i64| {
         chrono::DateTime::from_timestamp_millis(ms)
             .expect("ts")
@@ -70,9 +66,7 @@ fn schedule_start_and_end() {
 
 /// Stop (000, 004): entrance, movement and deliveries halt at once; every
 /// profile inside exits with reason Stopped; terminal.
-#[test]
-fn stop_halts_everything_and_is_terminal() {
-    let h = Harness::new();
+fn stop_halts_everything_and_is_terminal(h: &EngineUnderTest) {
     h.apply("ns/j", ajo_sample());
     h.publish("ns/j");
     for p in ["a", "b"] {
@@ -94,29 +88,28 @@ fn stop_halts_everything_and_is_terminal() {
         DesiredLifecycle::Draft,
         DesiredLifecycle::Closed,
     ] {
-        assert!(h.engine.set_lifecycle_blocking("ns/j", d).is_err());
+        assert!(h.try_set("ns/j", d).is_err());
     }
     let mut changed = ajo_sample();
     changed["timeout"] = json!("1h");
-    let def = definition(changed);
     assert!(
-        h.engine.apply_definition_blocking("ns/j", &def).is_err(),
+        matches!(
+            h.try_apply("ns/j", changed),
+            Err(EngineError::IllegalTransition {
+                rule: Rule::Lock(Lock::StoppedFrozen),
+                ..
+            })
+        ),
         "definition frozen"
     );
 }
 
 /// Lifecycle: no return to Draft once published; created as Closed = nothing enrolled;
 /// created as Paused = published with entrance closed (Journey API issue).
-#[test]
-fn lifecycle_rules_and_direct_creation() {
-    let h = Harness::new();
+fn lifecycle_rules_and_direct_creation(h: &EngineUnderTest) {
     h.apply("ns/a", action_first());
     h.publish("ns/a");
-    assert!(
-        h.engine
-            .set_lifecycle_blocking("ns/a", DesiredLifecycle::Draft)
-            .is_err()
-    );
+    assert!(h.try_set("ns/a", DesiredLifecycle::Draft).is_err());
     h.apply("ns/c", action_first());
     assert_eq!(
         h.set("ns/c", DesiredLifecycle::Closed).phase,
@@ -220,3 +213,10 @@ async fn async_api_is_object_safe() {
     assert!(api.delete("ns/a").await.expect("delete"));
     assert!(api.status("ns/a").await.expect("status").is_none());
 }
+
+both_ways!(
+    close_drains_then_completed,
+    schedule_start_and_end,
+    stop_halts_everything_and_is_terminal,
+    lifecycle_rules_and_direct_creation,
+);

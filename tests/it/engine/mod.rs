@@ -14,6 +14,7 @@ mod runs;
 mod scheduler;
 mod steps;
 mod store_conformance;
+pub mod under_test;
 mod upgrade;
 mod versions;
 mod webhook;

@@ -4,8 +4,9 @@ use journey_operator::engine::{
 use serde_json::json;
 
 use crate::engine::common::*;
+use crate::engine::under_test::{EngineUnderTest, both_ways};
 
-fn held_journey(h: &Harness, n: usize, rate: u64) {
+fn held_journey(h: &EngineUnderTest, n: usize, rate: u64) {
     let mut spec = action_first();
     spec["resume"] = json!({"rate": rate});
     h.apply("ns/j", spec);
@@ -29,10 +30,8 @@ fn held_journey(h: &Harness, n: usize, rate: u64) {
 /// Resume (002, 003): Resuming, held profiles released in entry order at
 /// `resume.rate` per second (token bucket), continue into the action they were
 /// held on; Live when all are released.
-#[test]
-fn resume_releases_held_in_entry_order_at_rate() {
-    let h = Harness::new();
-    held_journey(&h, 25, 10);
+fn resume_releases_held_in_entry_order_at_rate(h: &EngineUnderTest) {
+    held_journey(h, 25, 10);
     let s = h.publish("ns/j");
     assert_eq!(s.phase, Phase::Resuming);
     assert_eq!(s.resume.as_ref().map(|r| r.total), Some(25));
@@ -48,12 +47,10 @@ fn resume_releases_held_in_entry_order_at_rate() {
         (0..10).map(|i| format!("p{i:03}")).collect::<Vec<_>>(),
         "entry order"
     );
-    h.clock.advance_ms(S);
-    h.run();
+    h.advance(S);
     assert_eq!(h.deliveries("ns/j").len(), 20);
     assert_eq!(h.status("ns/j").phase, Phase::Resuming);
-    h.clock.advance_ms(S);
-    h.run();
+    h.advance(S);
     let s = h.status("ns/j");
     assert_eq!(
         (s.phase, s.resume.map(|r| r.released)),
@@ -65,7 +62,7 @@ fn resume_releases_held_in_entry_order_at_rate() {
 /// Resume with rate 0: unthrottled.
 #[test]
 fn resume_rate_zero_is_unthrottled() {
-    let h = Harness::with_config(EngineConfig {
+    let h = EngineUnderTest::in_process_with(EngineConfig {
         release_batch: 7,
         ..EngineConfig::default()
     });
@@ -77,10 +74,8 @@ fn resume_rate_zero_is_unthrottled() {
 }
 
 /// Resume (002): fresh entrances are admitted at once while Resuming.
-#[test]
-fn fresh_entrances_admitted_while_resuming() {
-    let h = Harness::new();
-    held_journey(&h, 20, 1);
+fn fresh_entrances_admitted_while_resuming(h: &EngineUnderTest) {
+    held_journey(h, 20, 1);
     h.publish("ns/j");
     h.event("fresh", "Go", json!({}));
     h.run();
@@ -89,9 +84,7 @@ fn fresh_entrances_admitted_while_resuming() {
 }
 
 /// No profile receives a message twice because of a pause/resume cycle (003).
-#[test]
-fn no_duplicate_message_across_pause_resume_cycles() {
-    let h = Harness::new();
+fn no_duplicate_message_across_pause_resume_cycles(h: &EngineUnderTest) {
     h.apply("ns/j", ajo_sample());
     h.publish("ns/j");
     for i in 0..10 {
@@ -119,10 +112,8 @@ fn no_duplicate_message_across_pause_resume_cycles() {
 }
 
 /// Close while paused (AJO close): held profiles are released at resume.rate, then Completed.
-#[test]
-fn close_from_pause_releases_held_then_completes() {
-    let h = Harness::new();
-    held_journey(&h, 5, 0);
+fn close_from_pause_releases_held_then_completes(h: &EngineUnderTest) {
+    held_journey(h, 5, 0);
     let s = h.set("ns/j", journey_operator::engine::DesiredLifecycle::Closed);
     assert_eq!(s.phase, Phase::Closing);
     h.event("fresh", "Go", json!({}));
@@ -145,3 +136,10 @@ fn close_from_pause_releases_held_then_completes() {
             .all(|e| e.state == ES::Completed)
     );
 }
+
+both_ways!(
+    resume_releases_held_in_entry_order_at_rate,
+    fresh_entrances_admitted_while_resuming,
+    no_duplicate_message_across_pause_resume_cycles,
+    close_from_pause_releases_held_then_completes,
+);

@@ -2,8 +2,9 @@ use journey_operator::engine::{DesiredLifecycle, Phase, RequestKind, RequestOutc
 use serde_json::json;
 
 use crate::engine::common::*;
+use crate::engine::under_test::{EngineUnderTest, both_ways, seed_profiles};
 
-fn read_journey(h: &Harness, incremental: bool) {
+fn read_journey(h: &EngineUnderTest, incremental: bool) {
     h.apply(
         "ns/r",
         json!({"entry": {"audience": {"condition": "profile.ok", "mode": "Read",
@@ -14,34 +15,25 @@ fn read_journey(h: &Harness, incremental: bool) {
 
 /// Run controls (001): run now (one audience read now), full run (ignores the
 /// incremental state), run history (start, end, entered, outcome).
-#[test]
-fn run_now_full_run_and_history() {
-    let h = Harness::new();
-    read_journey(&h, true);
-    seed_profiles(&h, 3, |_| json!({"ok": true}));
+fn run_now_full_run_and_history(h: &EngineUnderTest) {
+    read_journey(h, true);
+    seed_profiles(h, 3, |_| json!({"ok": true}));
     h.publish("ns/r");
-    let out = h
-        .engine
-        .request_blocking("ns/r", RequestKind::RunNow, "r1")
-        .expect("run");
+    let out = h.request("ns/r", RequestKind::RunNow, "r1");
     assert!(matches!(out, RequestOutcome::Started { run_id: Some(_) }));
     h.run();
     assert_eq!(h.enrollments("ns/r").len(), 3);
     h.profile("new", json!({"ok": true}));
-    h.engine
-        .request_blocking("ns/r", RequestKind::RunNow, "r2")
-        .expect("run");
+    h.request("ns/r", RequestKind::RunNow, "r2");
     h.run();
     assert_eq!(
         h.enrollments("ns/r").len(),
         4,
         "incremental: only the new profile"
     );
-    h.engine
-        .request_blocking("ns/r", RequestKind::FullRun, "f1")
-        .expect("run");
+    h.request("ns/r", RequestKind::FullRun, "f1");
     h.run();
-    let runs = h.engine.run_history_blocking("ns/r", 10).expect("runs");
+    let runs = h.run_history("ns/r");
     assert_eq!(runs.len(), 3);
     assert_eq!(runs[0].kind, "FullRun");
     assert_eq!(runs[0].entered, 0, "everyone read, nobody may re-enter");
@@ -57,17 +49,12 @@ fn run_now_full_run_and_history() {
 }
 
 /// Run controls (001): a run requested while paused is deferred to the resume and says so.
-#[test]
-fn run_while_paused_is_deferred_to_resume() {
-    let h = Harness::new();
-    read_journey(&h, false);
+fn run_while_paused_is_deferred_to_resume(h: &EngineUnderTest) {
+    read_journey(h, false);
     h.publish("ns/r");
     h.pause("ns/r", hold());
     h.profile("p", json!({"ok": true}));
-    let out = h
-        .engine
-        .request_blocking("ns/r", RequestKind::RunNow, "r1")
-        .expect("run");
+    let out = h.request("ns/r", RequestKind::RunNow, "r1");
     assert_eq!(out, RequestOutcome::DeferredUntilResume);
     assert_eq!(
         h.status("ns/r").deferred_run,
@@ -82,50 +69,32 @@ fn run_while_paused_is_deferred_to_resume() {
 
 /// Tokens are handled exactly once, and survive a deleted and re-created
 /// journey (a restored status never replays a restart).
-#[test]
-fn tokens_handled_exactly_once() {
-    let h = Harness::new();
-    read_journey(&h, false);
+fn tokens_handled_exactly_once(h: &EngineUnderTest) {
+    read_journey(h, false);
     h.publish("ns/r");
-    let first = h
-        .engine
-        .request_blocking("ns/r", RequestKind::Restart, "x")
-        .expect("restart");
+    let first = h.request("ns/r", RequestKind::Restart, "x");
     assert!(matches!(first, RequestOutcome::Started { .. }));
-    let again = h
-        .engine
-        .request_blocking("ns/r", RequestKind::Restart, "x")
-        .expect("restart");
+    let again = h.request("ns/r", RequestKind::Restart, "x");
     assert_eq!(again, RequestOutcome::AlreadyHandled);
     assert_eq!(h.status("ns/r").epoch, 1);
-    h.engine.delete_blocking("ns/r").expect("delete");
-    read_journey(&h, false);
+    h.delete("ns/r");
+    read_journey(h, false);
     h.publish("ns/r");
-    let replay = h
-        .engine
-        .request_blocking("ns/r", RequestKind::Restart, "x")
-        .expect("restart");
+    let replay = h.request("ns/r", RequestKind::Restart, "x");
     assert_eq!(replay, RequestOutcome::AlreadyHandled);
     assert_eq!(h.status("ns/r").epoch, 0);
 }
 
 /// Restart (003): a new epoch; every eligible contact begins again from the
 /// entry; messages are sent again by design (new epoch, new keys).
-#[test]
-fn restart_begins_again_with_new_keys() {
-    let h = Harness::new();
-    read_journey(&h, true);
-    seed_profiles(&h, 2, |_| json!({"ok": true}));
+fn restart_begins_again_with_new_keys(h: &EngineUnderTest) {
+    read_journey(h, true);
+    seed_profiles(h, 2, |_| json!({"ok": true}));
     h.publish("ns/r");
-    h.engine
-        .request_blocking("ns/r", RequestKind::RunNow, "r1")
-        .expect("run");
+    h.request("ns/r", RequestKind::RunNow, "r1");
     h.run();
     assert_eq!(h.deliveries("ns/r").len(), 2);
-    let out = h
-        .engine
-        .request_blocking("ns/r", RequestKind::Restart, "restart-1")
-        .expect("restart");
+    let out = h.request("ns/r", RequestKind::Restart, "restart-1");
     assert!(matches!(out, RequestOutcome::Started { run_id: Some(_) }));
     h.run();
     let d = h.deliveries("ns/r");
@@ -135,18 +104,13 @@ fn restart_begins_again_with_new_keys() {
     assert_eq!((s.epoch, s.phase, s.profiles.entered), (1, Phase::Live, 2));
     // restart is refused once stopped (terminal)
     h.set("ns/r", DesiredLifecycle::Stopped);
-    let out = h
-        .engine
-        .request_blocking("ns/r", RequestKind::Restart, "restart-2")
-        .expect("restart");
+    let out = h.request("ns/r", RequestKind::Restart, "restart-2");
     assert!(matches!(out, RequestOutcome::Refused { .. }));
 }
 
 /// Restart (003) of an audience-qualification journey: every profile that
 /// currently matches begins again from the entry.
-#[test]
-fn restart_qualification_journey_reenrolls_matching_profiles() {
-    let h = Harness::new();
+fn restart_qualification_journey_reenrolls_matching_profiles(h: &EngineUnderTest) {
     h.apply(
         "ns/q",
         json!({"entry": {"audience": {"condition": "has(profile.gold) && profile.gold", "mode": "Qualification"}},
@@ -156,19 +120,22 @@ fn restart_qualification_journey_reenrolls_matching_profiles() {
     h.profile("a", json!({"gold": true}));
     h.profile("b", json!({"gold": false}));
     assert_eq!(h.deliveries("ns/q").len(), 1);
-    h.engine
-        .request_blocking("ns/q", RequestKind::Restart, "r")
-        .expect("restart");
+    h.request("ns/q", RequestKind::Restart, "r");
     h.run();
     let d = h.deliveries("ns/q");
     assert_eq!(d.len(), 2);
     assert_eq!((d[1].profile_id.as_str(), d[1].epoch), ("a", 1));
     // run now on a qualification journey reads the audience too (nobody new here)
-    let out = h
-        .engine
-        .request_blocking("ns/q", RequestKind::RunNow, "n")
-        .expect("run");
+    let out = h.request("ns/q", RequestKind::RunNow, "n");
     assert!(matches!(out, RequestOutcome::Started { .. }));
     h.run();
     assert_eq!(h.deliveries("ns/q").len(), 2);
 }
+
+both_ways!(
+    run_now_full_run_and_history,
+    run_while_paused_is_deferred_to_resume,
+    tokens_handled_exactly_once,
+    restart_begins_again_with_new_keys,
+    restart_qualification_journey_reenrolls_matching_profiles,
+);

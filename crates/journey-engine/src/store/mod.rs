@@ -322,8 +322,15 @@ pub trait StoreTx: FeedTx {
         after_id: i64,
         limit: i64,
     ) -> Result<Vec<(i64, serde_json::Value)>>;
-    /// Every enrollment of a journey with its profile id, by id (inspection).
-    fn list_enrollments(&mut self, journey_id: i64) -> Result<Vec<(Enrollment, String)>>;
+    /// A journey's enrollments with their profile ids, by id, after enrollment id `after`, at
+    /// most `limit`, only `profile`'s when given (inspection, keyset-paged).
+    fn list_enrollments(
+        &mut self,
+        journey_id: i64,
+        profile: Option<&str>,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(Enrollment, String)>>;
     /// Counts per state for one epoch (maintained counters, O(states)).
     fn count_states(&mut self, journey_id: i64, epoch: i64) -> Result<Vec<(EnrollmentState, i64)>>;
     fn count_state_all_journeys(&mut self, state: EnrollmentState) -> Result<i64>;

@@ -674,9 +674,16 @@ impl StoreTx for SqliteTx<'_> {
             .collect()
     }
 
-    fn list_enrollments(&mut self, journey_id: i64) -> Result<Vec<(Enrollment, String)>> {
+    fn list_enrollments(
+        &mut self,
+        journey_id: i64,
+        profile: Option<&str>,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(Enrollment, String)>> {
         let sql = format!(
-            "SELECT {}, p.id FROM enrollments e JOIN profiles p ON p.seq = e.profile_seq WHERE e.journey_id = ?1 ORDER BY e.id",
+            "SELECT {}, p.id FROM enrollments e JOIN profiles p ON p.seq = e.profile_seq \
+             WHERE e.journey_id = ?1 AND e.id > ?2 AND (?3 IS NULL OR p.id = ?3) ORDER BY e.id LIMIT ?4",
             enr_cols_aliased()
         );
         let mut st = self
@@ -684,7 +691,7 @@ impl StoreTx for SqliteTx<'_> {
             .prepare_cached(&sql)
             .ctx("prepare list enrollments")?;
         let rows = st
-            .query_map([journey_id], |r| {
+            .query_map(rusqlite::params![journey_id, after, profile, limit], |r| {
                 Ok((enr_from_row(r)?, r.get::<_, String>(ENR_COL_COUNT)?))
             })
             .ctx("list enrollments")?;
