@@ -5,17 +5,21 @@
 //! It drives the real `journey-operator run` binary (the release build cargo made for this bench)
 //! as a child process, acting as its own client-certificate user so the audit log attributes its
 //! requests, and measures:
-//! 1. apply-to-Ready latency with 1,000 journeys present (200 generation-bumping applies);
+//! 1. apply-to-Ready latency with 1,000 journeys present (200 generation-bumping applies), in
+//!    each run back to back: the null controller (the baseline: kube-rs reacting to the same
+//!    watch with one status write), the controller with its embedded engine, and the controller
+//!    in remote mode against a `journey-operator engine` over TLS;
 //! 2. cold start: 5,000 journeys created while the controller is down, time until all Ready;
 //! 3. idle API writes per journey per hour at steady state (audit log, `--resync=2s`);
-//! 4. controller RSS (VmRSS, VmHWM) with 10,000 journeys reconciled.
+//! 4. controller RSS (VmRSS, VmHWM) with 10,000 journeys reconciled; with `BENCH_COMPARE_BIN`
+//!    (another commit's build), each run measures both binaries back to back and the medians'
+//!    ratio is printed.
 //!
 //! Each figure is measured three times (`BENCH_RUNS` overrides); every run and the median are printed.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
@@ -28,9 +32,18 @@ use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
-use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
+
+#[path = "support/engine_server.rs"]
+mod engine_server;
+#[path = "support/null_controller.rs"]
+mod null_controller;
+#[path = "support/tracker.rs"]
+mod tracker;
+use engine_server::EngineServer;
+use null_controller::NullController;
+use tracker::Tracker;
 
 /// Runs per figure (median reported); `BENCH_RUNS` overrides.
 fn runs() -> usize {
@@ -159,115 +172,6 @@ fn journey(name: &str, wait: &str) -> Journey {
     .expect("journey")
 }
 
-fn ready_and_current(j: &Journey) -> bool {
-    let Some(status) = j.status.as_ref() else {
-        return false;
-    };
-    status.observed_generation.is_some()
-        && status.observed_generation == j.metadata.generation
-        && status
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True")
-}
-
-/// Watches a namespace and remembers when each (name, generation) was first seen Ready.
-#[derive(Default)]
-struct TrackerState {
-    current: HashMap<String, bool>,
-    ready: usize,
-    ready_at: HashMap<(String, i64), Instant>,
-}
-
-struct Tracker {
-    state: Arc<Mutex<TrackerState>>,
-    changed: tokio::sync::watch::Receiver<u64>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Tracker {
-    fn start(client: &Client, ns: &str) -> Tracker {
-        let api: Api<Journey> = Api::namespaced(client.clone(), ns);
-        let state = Arc::new(Mutex::new(TrackerState::default()));
-        let (tx, rx) = tokio::sync::watch::channel(0u64);
-        let shared = state.clone();
-        let task = tokio::spawn(async move {
-            let mut stream = watcher(api, watcher::Config::default())
-                .default_backoff()
-                .applied_objects()
-                .boxed();
-            while let Some(event) = stream.next().await {
-                let Ok(j) = event else { continue };
-                let now = Instant::now();
-                let ok = ready_and_current(&j);
-                {
-                    let mut s = shared.lock().expect("tracker");
-                    let was = s.current.insert(j.name_any(), ok).unwrap_or(false);
-                    match (was, ok) {
-                        (false, true) => s.ready += 1,
-                        (true, false) => s.ready -= 1,
-                        _ => {}
-                    }
-                    if ok && let Some(g) = j.metadata.generation {
-                        s.ready_at.entry((j.name_any(), g)).or_insert(now);
-                    }
-                }
-                tx.send_modify(|n| *n += 1);
-            }
-        });
-        Tracker {
-            state,
-            changed: rx,
-            task,
-        }
-    }
-
-    fn ready(&self) -> usize {
-        self.state.lock().expect("tracker").ready
-    }
-
-    fn ready_at(&self, name: &str, generation: i64) -> Option<Instant> {
-        let s = self.state.lock().expect("tracker");
-        s.ready_at.get(&(name.to_string(), generation)).copied()
-    }
-
-    /// Waits until `n` journeys are Ready and current; returns when the last one was seen.
-    async fn wait_ready(&mut self, n: usize, timeout: Duration) -> Res<Instant> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if self.ready() >= n {
-                return Ok(Instant::now());
-            }
-            tokio::time::timeout_at(deadline, self.changed.changed())
-                .await
-                .map_err(|_| {
-                    format!(
-                        "only {} of {n} journeys Ready after {timeout:?}",
-                        self.ready()
-                    )
-                })??;
-        }
-    }
-
-    async fn wait_generation(&mut self, name: &str, g: i64, timeout: Duration) -> Res<Instant> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if let Some(at) = self.ready_at(name, g) {
-                return Ok(at);
-            }
-            tokio::time::timeout_at(deadline, self.changed.changed())
-                .await
-                .map_err(|_| format!("{name} generation {g} not Ready after {timeout:?}"))??;
-        }
-    }
-}
-
-impl Drop for Tracker {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 /// One `journey-operator run` child process under the bench controller identity.
 struct Operator {
     child: Child,
@@ -277,6 +181,18 @@ struct Operator {
 
 impl Operator {
     fn start(bench: &Bench, ns: &str, data_dir: &Path, resync: Option<&str>) -> Res<Operator> {
+        Self::start_with(bench, &bench.binary, ns, data_dir, resync, &[])
+    }
+
+    /// `binary` with `extra` flags (remote mode's, say).
+    fn start_with(
+        bench: &Bench,
+        binary: &Path,
+        ns: &str,
+        data_dir: &Path,
+        resync: Option<&str>,
+        extra: &[String],
+    ) -> Res<Operator> {
         let ops = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -296,7 +212,8 @@ impl Operator {
         if let Some(resync) = resync {
             args.push(format!("--resync={resync}"));
         }
-        let child = Command::new(&bench.binary)
+        args.extend(extra.iter().cloned());
+        let child = Command::new(binary)
             .args(&args)
             .env("KUBECONFIG", &bench.controller_kubeconfig)
             .stdin(Stdio::null())
@@ -624,53 +541,140 @@ async fn memory(bench: &Bench) -> Res<()> {
         created.as_secs_f64()
     );
     let mut tracker = Tracker::start(&bench.client, &ns);
-    let (mut rss_runs, mut hwm_runs) = (Vec::new(), Vec::new());
-    for run in 1..=runs() {
-        // A fresh engine each run: every journey is applied to the engine again.
-        let before = load();
-        let started = Instant::now();
-        let mut op = Operator::start(bench, &ns, &bench.data_dir(&format!("{ns}-{run}")), None)?;
-        // Ready alone proves nothing after run 1 (the statuses of the run before are Ready),
-        // and a journey can be reconciled more than once: every run is done when every
-        // journey's status has been written again, since a fresh engine's history carries new
-        // timestamps.
-        let result = async {
-            tracker.wait_ready(MEMORY_JOURNEYS, READY_TIMEOUT).await?;
-            op.wait_reconciles(MEMORY_JOURNEYS as u64, READY_TIMEOUT)
-                .await?;
-            op.wait_metric(
-                "journey_status_writes_total",
-                MEMORY_JOURNEYS as u64,
-                READY_TIMEOUT,
-            )
-            .await
-        }
-        .await;
-        op.alive()?;
-        result?;
-        let reconciled = started.elapsed().as_secs_f64();
-        // Let the tail of the work (events, scheduler) settle before sampling.
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        let (rss, hwm) = op.memory();
-        let reconciles = op.reconciles().await;
-        let writes = op.status_writes().await;
-        op.stop();
-        let (rss, hwm) = (rss as f64 / 1024.0, hwm as f64 / 1024.0);
-        println!(
-            "memory run {run}: VmRSS {rss:.1} MiB, VmHWM {hwm:.1} MiB (all reconciled after {reconciled:.1}s; \
-             reconciles {reconciles}, status writes {writes}; load {before} -> {})",
-            load()
-        );
-        rss_runs.push(rss);
-        hwm_runs.push(hwm);
+    let mut binaries = vec![bench.binary.clone()];
+    if let Some(other) = std::env::var_os("BENCH_COMPARE_BIN") {
+        binaries.push(PathBuf::from(other));
     }
-    let (rss, hwm) = (median(&rss_runs), median(&hwm_runs));
-    println!(
-        "memory median: VmRSS {rss:.1} MiB, VmHWM {hwm:.1} MiB (target VmRSS <= 64 MiB: {}; peak <= 64 MiB: {})",
-        if rss <= 64.0 { "met" } else { "NOT met" },
-        if hwm <= 64.0 { "met" } else { "NOT met" }
-    );
+    let mut rss_runs: Vec<Vec<f64>> = vec![Vec::new(); binaries.len()];
+    let mut hwm_runs: Vec<Vec<f64>> = vec![Vec::new(); binaries.len()];
+    for run in 1..=runs() {
+        for (b, binary) in binaries.iter().enumerate() {
+            // A fresh engine each run: every journey is applied to the engine again.
+            let before = load();
+            let started = Instant::now();
+            let dir = bench.data_dir(&format!("{ns}-{run}-{b}"));
+            let mut op = Operator::start_with(bench, binary, &ns, &dir, None, &[])?;
+            // Ready alone proves nothing after run 1 (the statuses of the run before are
+            // Ready), and a journey can be reconciled more than once: every run is done when
+            // every journey's status has been written again, since a fresh engine's history
+            // carries new timestamps.
+            let result = async {
+                tracker.wait_ready(MEMORY_JOURNEYS, READY_TIMEOUT).await?;
+                op.wait_reconciles(MEMORY_JOURNEYS as u64, READY_TIMEOUT)
+                    .await?;
+                op.wait_metric(
+                    "journey_status_writes_total",
+                    MEMORY_JOURNEYS as u64,
+                    READY_TIMEOUT,
+                )
+                .await
+            }
+            .await;
+            op.alive()?;
+            result?;
+            let reconciled = started.elapsed().as_secs_f64();
+            // Let the tail of the work (events, scheduler) settle before sampling.
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            let (rss, hwm) = op.memory();
+            let reconciles = op.reconciles().await;
+            let writes = op.status_writes().await;
+            op.stop();
+            let (rss, hwm) = (rss as f64 / 1024.0, hwm as f64 / 1024.0);
+            println!(
+                "memory run {run}, {}: VmRSS {rss:.1} MiB, VmHWM {hwm:.1} MiB (all reconciled after {reconciled:.1}s; \
+                 reconciles {reconciles}, status writes {writes}; load {before} -> {})",
+                binary.display(),
+                load()
+            );
+            rss_runs[b].push(rss);
+            hwm_runs[b].push(hwm);
+        }
+    }
+    for (b, binary) in binaries.iter().enumerate() {
+        let (rss, hwm) = (median(&rss_runs[b]), median(&hwm_runs[b]));
+        println!(
+            "memory median, {}: VmRSS {rss:.1} MiB, VmHWM {hwm:.1} MiB (target VmRSS <= 64 MiB: {}; peak <= 64 MiB: {})",
+            binary.display(),
+            if rss <= 64.0 { "met" } else { "NOT met" },
+            if hwm <= 64.0 { "met" } else { "NOT met" }
+        );
+    }
+    if binaries.len() == 2 {
+        let ratio = median(&rss_runs[0]) / median(&rss_runs[1]);
+        println!(
+            "memory VmRSS ratio this build / BENCH_COMPARE_BIN: {ratio:.3} (target <= 1.05: {})",
+            if ratio <= 1.05 { "met" } else { "NOT met" }
+        );
+    }
     Ok(())
+}
+
+/// Who reacts to the applies of figure 1.
+#[derive(Clone, Copy, PartialEq)]
+enum Reactor {
+    Null,
+    Embedded,
+    Remote,
+}
+
+impl Reactor {
+    const ALL: [Reactor; 3] = [Reactor::Null, Reactor::Embedded, Reactor::Remote];
+
+    fn name(self) -> &'static str {
+        match self {
+            Reactor::Null => "null controller (baseline)",
+            Reactor::Embedded => "controller, embedded engine",
+            Reactor::Remote => "controller, remote engine over TLS",
+        }
+    }
+}
+
+/// One run of figure 1: `LATENCY_APPLIES` generation-bumping applies, each waited on until
+/// Ready and current; the samples in ms, sorted.
+async fn apply_to_ready(api: &Api<Journey>, tracker: &mut Tracker, round: usize) -> Res<Vec<f64>> {
+    let mut samples = Vec::with_capacity(LATENCY_APPLIES);
+    for i in 0..LATENCY_APPLIES {
+        // A different journey each time; a new wait duration bumps the generation.
+        let name = format!("j-{:05}", (round * LATENCY_APPLIES + i) % LATENCY_JOURNEYS);
+        let wait = format!("{}m", 61 + round * 1000 + i);
+        let applied = api
+            .patch(
+                &name,
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(journey(&name, &wait)),
+            )
+            .await?;
+        let returned = Instant::now();
+        let generation = applied.metadata.generation.ok_or("no generation")?;
+        let ready = tracker
+            .wait_generation(&name, generation, Duration::from_secs(60))
+            .await?;
+        // A watch event can in principle be handled before the response: that counts as 0.
+        samples.push(ready.saturating_duration_since(returned).as_secs_f64() * 1000.0);
+    }
+    samples.sort_by(f64::total_cmp);
+    Ok(samples)
+}
+
+/// Starts a controller and waits until it has reconciled every journey once and its status
+/// writes have settled (one second without a new one), so a run measures applies, not the
+/// catch-up of a start.
+async fn caught_up(bench: &Bench, ns: &str, data: &Path, extra: &[String]) -> Res<Operator> {
+    let mut op = Operator::start_with(bench, &bench.binary, ns, data, None, extra)?;
+    let result = op
+        .wait_reconciles(LATENCY_JOURNEYS as u64, READY_TIMEOUT)
+        .await;
+    op.alive()?;
+    result?;
+    let mut writes = op.status_writes().await;
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = op.status_writes().await;
+        if now == writes {
+            return Ok(op);
+        }
+        writes = now;
+    }
 }
 
 /// Figures 1 and 3 share a namespace of 1,000 Ready journeys.
@@ -679,66 +683,90 @@ async fn latency_and_idle(bench: &Bench) -> Res<()> {
     let created = bench.populate(&ns, LATENCY_JOURNEYS).await?;
     let mut tracker = Tracker::start(&bench.client, &ns);
     let data = bench.data_dir(&ns);
-    let mut op = Operator::start(bench, &ns, &data, None)?;
-    let result = tracker.wait_ready(LATENCY_JOURNEYS, READY_TIMEOUT).await;
-    op.alive()?;
-    result?;
-    op.wait_reconciles(LATENCY_JOURNEYS as u64, READY_TIMEOUT)
-        .await?;
+    let remote_data = bench.data_dir(&format!("{ns}-remote-controller"));
+    let engine = EngineServer::start(&bench.binary, &bench.data_dir("engine-server")).await?;
+    let remote_flags = engine.run_flags();
+    let op = Operator::start(bench, &ns, &data, None)?;
+    tracker.wait_ready(LATENCY_JOURNEYS, READY_TIMEOUT).await?;
+    op.stop();
     println!(
-        "\n== apply-to-Ready latency: {LATENCY_APPLIES} applies with {LATENCY_JOURNEYS} Ready journeys present (target p99 <= 250 ms)"
+        "\n== apply-to-Ready latency: {LATENCY_APPLIES} applies with {LATENCY_JOURNEYS} Ready journeys present, \
+         null controller, embedded and remote back to back in each run \
+         (targets: embedded p99 <= 250 ms and <= 2x the null controller's; remote p99 <= 50 ms)"
     );
     println!(
-        "setup: {LATENCY_JOURNEYS} journeys created in {:.1}s and Ready; controller at default --resync",
+        "setup: {LATENCY_JOURNEYS} journeys created in {:.1}s and Ready; controllers at default --resync",
         created.as_secs_f64()
     );
     let api: Api<Journey> = Api::namespaced(bench.client.clone(), &ns);
-    let (mut p50s, mut p99s) = (Vec::new(), Vec::new());
+    let mut p99s: HashMap<&str, Vec<f64>> = HashMap::new();
+    let mut p50s: HashMap<&str, Vec<f64>> = HashMap::new();
     for run in 1..=runs() {
-        let before = load();
-        let mut samples = Vec::with_capacity(LATENCY_APPLIES);
-        for i in 0..LATENCY_APPLIES {
-            // A different journey each time; a new wait duration bumps the generation.
-            let name = format!("j-{:05}", (run * LATENCY_APPLIES + i) % LATENCY_JOURNEYS);
-            let wait = format!("{}m", 61 + run * 1000 + i);
-            let applied = api
-                .patch(
-                    &name,
-                    &PatchParams::apply(MANAGER).force(),
-                    &Patch::Apply(journey(&name, &wait)),
-                )
-                .await?;
-            let returned = Instant::now();
-            let generation = applied.metadata.generation.ok_or("no generation")?;
-            let ready = tracker
-                .wait_generation(&name, generation, Duration::from_secs(60))
-                .await?;
-            // A watch event can in principle be handled before the response: that counts as 0.
-            samples.push(ready.saturating_duration_since(returned).as_secs_f64() * 1000.0);
+        for (slot, reactor) in Reactor::ALL.into_iter().enumerate() {
+            let round = run * Reactor::ALL.len() + slot;
+            let before = load();
+            let samples = match reactor {
+                Reactor::Null => {
+                    let null = NullController::start(&bench.client, &ns);
+                    let samples = apply_to_ready(&api, &mut tracker, round).await;
+                    drop(null);
+                    samples?
+                }
+                Reactor::Embedded | Reactor::Remote => {
+                    let (dir, extra) = if reactor == Reactor::Remote {
+                        (&remote_data, remote_flags.as_slice())
+                    } else {
+                        (&data, &[][..])
+                    };
+                    let mut op = caught_up(bench, &ns, dir, extra).await?;
+                    let samples = apply_to_ready(&api, &mut tracker, round).await;
+                    op.alive()?;
+                    op.stop();
+                    samples?
+                }
+            };
+            let (p50, p99) = (percentile(&samples, 50.0), percentile(&samples, 99.0));
+            println!(
+                "latency run {run}, {}: p50 {p50:.1} ms, p99 {p99:.1} ms, max {:.1} ms over {} applies (load {before} -> {})",
+                reactor.name(),
+                samples[samples.len() - 1],
+                samples.len(),
+                load()
+            );
+            p50s.entry(reactor.name()).or_default().push(p50);
+            p99s.entry(reactor.name()).or_default().push(p99);
         }
-        op.alive()?;
-        samples.sort_by(f64::total_cmp);
-        let (p50, p99) = (percentile(&samples, 50.0), percentile(&samples, 99.0));
-        println!(
-            "latency run {run}: p50 {p50:.1} ms, p99 {p99:.1} ms, max {:.1} ms over {} applies (load {before} -> {})",
-            samples[samples.len() - 1],
-            samples.len(),
-            load()
-        );
-        p50s.push(p50);
-        p99s.push(p99);
     }
-    let (p50, p99) = (median(&p50s), median(&p99s));
-    println!(
-        "latency median: p50 {p50:.1} ms, p99 {p99:.1} ms (target p99 <= 250 ms: {})",
-        if p99 <= 250.0 { "met" } else { "NOT met" }
+    let med = |m: &HashMap<&str, Vec<f64>>, r: Reactor| median(&m[r.name()]);
+    for r in Reactor::ALL {
+        println!(
+            "latency median, {}: p50 {:.1} ms, p99 {:.1} ms",
+            r.name(),
+            med(&p50s, r),
+            med(&p99s, r)
+        );
+    }
+    let (null, embedded, remote) = (
+        med(&p99s, Reactor::Null),
+        med(&p99s, Reactor::Embedded),
+        med(&p99s, Reactor::Remote),
     );
-    op.stop();
+    let met = |ok: bool| if ok { "met" } else { "NOT met" };
+    println!(
+        "latency p99 ratios: embedded / null {:.2} (target <= 2: {}), remote / null {:.2}; \
+         embedded p99 <= 250 ms: {}; remote p99 <= 50 ms: {}",
+        embedded / null,
+        met(embedded <= 2.0 * null),
+        remote / null,
+        met(embedded <= 250.0),
+        met(remote <= 50.0)
+    );
+    drop(engine);
 
     println!(
         "\n== idle: API writes per idle journey per hour, {LATENCY_JOURNEYS} Ready journeys, --resync={IDLE_RESYNC} (target 0)"
     );
-    // The same engine data, restarted with a short resync.
+    // The embedded engine's data, restarted with a short resync.
     let mut op = Operator::start(bench, &ns, &data, Some(IDLE_RESYNC))?;
     // Steady state: the restart's first round, and one more.
     op.wait_reconciles(2 * LATENCY_JOURNEYS as u64, READY_TIMEOUT)

@@ -14,27 +14,9 @@ use std::time::{Duration, Instant};
 use journey_engine_api::{ClientConfig, EngineClient};
 use journey_model::lifecycle::JourneyState;
 use journey_operator::engine::{Declaration, Definition, JourneyEngine};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-};
 
 fn certificates(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
-    let ca_key = KeyPair::generate()?;
-    let ca_params = || {
-        let mut p = CertificateParams::default();
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.distinguished_name.push(DnType::CommonName, "bench CA");
-        p
-    };
-    let ca = ca_params().self_signed(&ca_key)?;
-    let issuer = Issuer::new(ca_params(), ca_key);
-    let key = KeyPair::generate()?;
-    let mut params = CertificateParams::new(vec!["127.0.0.1".into()])?;
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let cert = params.signed_by(&key, &issuer)?;
-    std::fs::write(dir.join("ca.crt"), ca.pem())?;
-    std::fs::write(dir.join("tls.crt"), cert.pem())?;
-    std::fs::write(dir.join("tls.key"), key.serialize_pem())?;
+    journey_operator::control_plane::write_serving_certificates(dir)?;
     std::fs::write(dir.join("engine.token"), "bench-engine-token")?;
     Ok(())
 }

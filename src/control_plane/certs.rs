@@ -86,6 +86,22 @@ pub fn generate_all(dir: &Path) -> Result<(), ControlPlaneError> {
     Ok(())
 }
 
+/// Writes a fresh CA (`ca.crt`) and a serving certificate it signed for `localhost` and
+/// `127.0.0.1` (`tls.crt`, `tls.key`) into `dir`: what a local `journey-operator engine` or data
+/// plane serves TLS with in tests and benchmarks.
+pub fn write_serving_certificates(dir: &Path) -> Result<(), ControlPlaneError> {
+    let ca_key = KeyPair::generate()?;
+    let ca = ca_params().self_signed(&ca_key)?;
+    let issuer = Issuer::new(ca_params(), ca_key);
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])?;
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let cert = params.signed_by(&key, &issuer)?;
+    write(dir, "ca.crt", &ca.pem())?;
+    write(dir, "tls.crt", &cert.pem())?;
+    write(dir, "tls.key", &key.serialize_pem())
+}
+
 fn sign_client(
     issuer: &Issuer<'_, KeyPair>,
     user: &str,

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-pub use certs::{ClientCert, mint_client_cert};
+pub use certs::{ClientCert, mint_client_cert, write_serving_certificates};
 
 #[derive(Debug, Error)]
 pub enum ControlPlaneError {

@@ -7,9 +7,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use journey_engine_api::{ClientConfig, EngineClient};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-};
 use serde_json::Value;
 
 use crate::operator_process::free_port;
@@ -22,24 +19,7 @@ pub const CLUSTER_ID: &str = "test-cluster";
 
 /// A CA and a serving certificate for `localhost` and `127.0.0.1`, written into `dir`.
 pub fn write_certificates(dir: &Path) {
-    let ca_key = KeyPair::generate().expect("ca key");
-    let ca_params = || {
-        let mut p = CertificateParams::default();
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.distinguished_name
-            .push(DnType::CommonName, "journey engine test CA");
-        p
-    };
-    let ca = ca_params().self_signed(&ca_key).expect("ca");
-    let issuer = Issuer::new(ca_params(), ca_key);
-    let key = KeyPair::generate().expect("key");
-    let mut params =
-        CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).expect("params");
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let cert = params.signed_by(&key, &issuer).expect("cert");
-    std::fs::write(dir.join("ca.crt"), ca.pem()).expect("write ca");
-    std::fs::write(dir.join("tls.crt"), cert.pem()).expect("write cert");
-    std::fs::write(dir.join("tls.key"), key.serialize_pem()).expect("write key");
+    journey_operator::control_plane::write_serving_certificates(dir).expect("certificates");
 }
 
 pub struct EngineProcess {
