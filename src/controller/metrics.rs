@@ -11,11 +11,41 @@ use crate::api::status::{JourneyStatus, Phase, ProfileCounts};
 /// Upper bounds of the reconcile-duration histogram, in seconds.
 const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Histogram {
     counts: [u64; BUCKETS.len()],
     count: u64,
     sum: f64,
+}
+
+impl Histogram {
+    fn record(&mut self, seconds: f64) {
+        self.count += 1;
+        self.sum += seconds;
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if seconds <= *bound {
+                self.counts[i] += 1;
+            }
+        }
+    }
+
+    /// `name_bucket`, `name_sum`, `name_count` lines, with `labels` (`k="v",` each) first.
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        for (bound, count) in BUCKETS.iter().zip(self.counts.iter()) {
+            let _ = writeln!(out, "{name}_bucket{{{labels}le=\"{bound}\"}} {count}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels}le=\"+Inf\"}} {}", self.count);
+        let labels = labels.trim_end_matches(',');
+        let braces = |s: &str| {
+            if s.is_empty() {
+                String::new()
+            } else {
+                format!("{{{s}}}")
+            }
+        };
+        let _ = writeln!(out, "{name}_sum{} {}", braces(labels), self.sum);
+        let _ = writeln!(out, "{name}_count{} {}", braces(labels), self.count);
+    }
 }
 
 /// What the controller last reported for one journey.
@@ -35,6 +65,12 @@ pub struct Metrics {
     /// read, by destination (operator-configured names: a bounded label).
     credential_errors: Mutex<BTreeMap<String, u64>>,
     durations: Mutex<Histogram>,
+    /// The engine's gauges, read by the process that runs the engine (`None` elsewhere).
+    engine: Mutex<Option<journey_engine::EngineStats>>,
+    /// Webhook deliveries settled or retried, by destination and outcome.
+    webhook_deliveries: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// Webhook request latency by destination.
+    webhook_latency: Mutex<BTreeMap<String, Histogram>>,
     /// HTTP requests served, by listener, route template (bounded: the routes of the code)
     /// and status.
     http: Mutex<BTreeMap<(&'static str, String, u16), u64>>,
@@ -57,13 +93,27 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Metrics {
     pub fn record_reconcile(&self, took: Duration) {
         self.reconciles.fetch_add(1, Ordering::Relaxed);
-        let seconds = took.as_secs_f64();
-        let mut h = lock(&self.durations);
-        h.count += 1;
-        h.sum += seconds;
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            if seconds <= *bound {
-                h.counts[i] += 1;
+        lock(&self.durations).record(took.as_secs_f64());
+    }
+
+    /// The latest reading of the engine's gauges.
+    pub fn set_engine_stats(&self, stats: journey_engine::EngineStats) {
+        *lock(&self.engine) = Some(stats);
+    }
+
+    /// A sender pass's deliveries: outcome counts and request latency by destination.
+    pub fn record_webhook_attempts(&self, attempts: &[journey_engine::webhook::Attempt]) {
+        let mut counts = lock(&self.webhook_deliveries);
+        let mut latency = lock(&self.webhook_latency);
+        for a in attempts {
+            *counts
+                .entry((a.destination.clone(), a.outcome.as_str()))
+                .or_insert(0) += 1;
+            if let Some(seconds) = a.seconds {
+                latency
+                    .entry(a.destination.clone())
+                    .or_default()
+                    .record(seconds);
             }
         }
     }
@@ -166,26 +216,12 @@ impl Metrics {
             );
         }
 
-        let h = lock(&self.durations);
         let _ = writeln!(
             out,
-            "# HELP journey_reconcile_duration_seconds Time one reconcile took."
+            "# HELP journey_reconcile_duration_seconds Time one reconcile took.\n# TYPE journey_reconcile_duration_seconds histogram"
         );
-        let _ = writeln!(out, "# TYPE journey_reconcile_duration_seconds histogram");
-        for (bound, count) in BUCKETS.iter().zip(h.counts.iter()) {
-            let _ = writeln!(
-                out,
-                "journey_reconcile_duration_seconds_bucket{{le=\"{bound}\"}} {count}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "journey_reconcile_duration_seconds_bucket{{le=\"+Inf\"}} {}",
-            h.count
-        );
-        let _ = writeln!(out, "journey_reconcile_duration_seconds_sum {}", h.sum);
-        let _ = writeln!(out, "journey_reconcile_duration_seconds_count {}", h.count);
-        drop(h);
+        lock(&self.durations).render(&mut out, "journey_reconcile_duration_seconds", "");
+        self.render_engine(&mut out);
 
         let journeys = lock(&self.journeys);
         let mut by_phase: BTreeMap<String, u64> = [
@@ -237,6 +273,57 @@ impl Metrics {
     }
 }
 
+impl Metrics {
+    /// The engine's own metrics: its gauges (when this process runs the engine) and what its
+    /// webhook sender did.
+    fn render_engine(&self, out: &mut String) {
+        if let Some(stats) = lock(&self.engine).as_ref() {
+            let _ = writeln!(
+                out,
+                "# HELP journey_engine_due_backlog Enrollments due now that the scheduler has not advanced yet.\n# TYPE journey_engine_due_backlog gauge\njourney_engine_due_backlog {}",
+                stats.due_backlog
+            );
+            let _ = writeln!(
+                out,
+                "# HELP journey_engine_tick_lag_seconds How far behind the scheduler is: now minus the earliest due time not advanced (0 when none is overdue).\n# TYPE journey_engine_tick_lag_seconds gauge\njourney_engine_tick_lag_seconds {}",
+                stats.tick_lag_ms as f64 / 1000.0
+            );
+            let _ = writeln!(
+                out,
+                "# HELP journey_outbox_deliveries Webhook deliveries not settled yet, by destination and status (pending, held by a pause, sending).\n# TYPE journey_outbox_deliveries gauge"
+            );
+            for (destination, status, n) in &stats.outbox {
+                let status = format!("{status:?}").to_lowercase();
+                let _ = writeln!(
+                    out,
+                    "journey_outbox_deliveries{{destination=\"{destination}\",status=\"{status}\"}} {n}"
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP journey_webhook_deliveries_total Webhook deliveries by destination and outcome of their attempt (sent, retried, failed).\n# TYPE journey_webhook_deliveries_total counter"
+        );
+        for ((destination, outcome), n) in lock(&self.webhook_deliveries).iter() {
+            let _ = writeln!(
+                out,
+                "journey_webhook_deliveries_total{{destination=\"{destination}\",outcome=\"{outcome}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP journey_webhook_request_duration_seconds Time a webhook endpoint took to answer, by destination.\n# TYPE journey_webhook_request_duration_seconds histogram"
+        );
+        for (destination, h) in lock(&self.webhook_latency).iter() {
+            h.render(
+                out,
+                "journey_webhook_request_duration_seconds",
+                &format!("destination=\"{destination}\","),
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,6 +354,48 @@ mod tests {
         assert!(text.contains("journey_webhook_credential_errors_total{destination=\"crm\"} 2"));
         assert!(text.contains("journey_panics_total{where=\"data-plane\"}"));
         assert!(!text.contains("secret"), "object names never become labels");
+        assert!(
+            !text.contains("journey_engine_due_backlog"),
+            "no engine in this process, no engine gauges"
+        );
+    }
+
+    #[test]
+    fn renders_the_engine_gauges_and_webhook_attempts() {
+        use journey_engine::webhook::{Attempt, AttemptOutcome};
+        let m = Metrics::default();
+        m.set_engine_stats(journey_engine::EngineStats {
+            now: 10_000,
+            due_backlog: 4,
+            tick_lag_ms: 1_500,
+            outbox: vec![("crm".into(), journey_engine::DeliveryStatus::Pending, 3)],
+        });
+        m.record_webhook_attempts(&[
+            Attempt {
+                destination: "crm".into(),
+                outcome: AttemptOutcome::Sent,
+                seconds: Some(0.02),
+            },
+            Attempt {
+                destination: "crm".into(),
+                outcome: AttemptOutcome::Failed,
+                seconds: None,
+            },
+        ]);
+        let text = m.render();
+        for line in [
+            "journey_engine_due_backlog 4",
+            "journey_engine_tick_lag_seconds 1.5",
+            "journey_outbox_deliveries{destination=\"crm\",status=\"pending\"} 3",
+            "journey_webhook_deliveries_total{destination=\"crm\",outcome=\"sent\"} 1",
+            "journey_webhook_deliveries_total{destination=\"crm\",outcome=\"failed\"} 1",
+            "journey_webhook_request_duration_seconds_bucket{destination=\"crm\",le=\"0.025\"} 1",
+            "journey_webhook_request_duration_seconds_bucket{destination=\"crm\",le=\"0.01\"} 0",
+            "journey_webhook_request_duration_seconds_count{destination=\"crm\"} 1",
+            "journey_reconcile_duration_seconds_count 0",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
     }
 
     #[test]

@@ -433,8 +433,30 @@ pub fn open_engine(
         metrics.clone(),
     );
     tasks.push(sender);
+    tasks.push(spawn_stats(engine.clone(), metrics.clone()));
     info!(db = %db.display(), "engine open; serving");
     Ok((engine, tasks))
+}
+
+/// How often the engine's gauges (due backlog, tick lag, outbox backlog) are read for
+/// `/metrics`: each reading is one read transaction, O(journeys + backlog).
+const STATS_INTERVAL: Duration = Duration::from_secs(2);
+
+fn spawn_stats(
+    engine: Engine<SqliteStore>,
+    metrics: Arc<super::metrics::Metrics>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let e = engine.clone();
+            match tokio::task::spawn_blocking(move || e.stats_blocking()).await {
+                Ok(Ok(stats)) => metrics.set_engine_stats(stats),
+                Ok(Err(e)) => warn!(%e, "reading the engine's gauges failed"),
+                Err(e) => warn!(%e, "the engine's gauges task failed"),
+            }
+            tokio::time::sleep(STATS_INTERVAL).await;
+        }
+    })
 }
 
 /// Runs the controller against `engine` until `shutdown` completes. Tests call this directly

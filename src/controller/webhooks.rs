@@ -93,6 +93,7 @@ pub fn spawn_sender<S: Store>(
                     for destination in &report.credential_errors {
                         metrics.record_credential_error(destination);
                     }
+                    metrics.record_webhook_attempts(&report.attempts);
                     report.sent + report.retried + report.failed > 0
                 }
                 Ok(Err(e)) => {

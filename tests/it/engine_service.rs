@@ -193,6 +193,30 @@ async fn each_plane_refuses_the_other_planes_credential() {
         );
         assert!(metrics.contains(&line), "{line} in\n{metrics}");
     }
+    // The engine's own gauges. A virtual-clock engine runs nothing until told: the event's
+    // entrance is due and not advanced; once the clock is told to run, nothing is.
+    let scrape = async || {
+        crate::operator_process::http()
+            .get(format!("http://127.0.0.1:{}/metrics", engine.ops))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .unwrap_or_default()
+    };
+    eventually("a due backlog of one", async || {
+        scrape().await.contains("journey_engine_due_backlog 1")
+    })
+    .await;
+    assert!(scrape().await.contains("journey_engine_tick_lag_seconds "));
+    engine.advance(0).await;
+    eventually("no due backlog once the engine ran", async || {
+        let text = scrape().await;
+        text.contains("journey_engine_due_backlog 0")
+            && text.contains("journey_engine_tick_lag_seconds 0")
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -30,6 +30,7 @@ pub mod expr;
 pub mod feed;
 pub mod lifecycle;
 pub mod schedule;
+pub mod stats;
 pub mod store;
 mod wakes;
 pub mod webhook;
@@ -46,5 +47,6 @@ pub use lifecycle::{
     AppliedVersion, DesiredLifecycle, FilterMatches, LifecycleCommand, PauseOptions, Phase,
     ProfileCounts, RequestKind, RequestOutcome, StatusSnapshot,
 };
+pub use stats::EngineStats;
 pub use store::sqlite::SqliteStore;
 pub use store::{Delivery, DeliveryStatus, EnrollmentState, Store, StoreTx};

@@ -110,7 +110,7 @@ pub fn backoff_ms(attempts: i64) -> i64 {
 }
 
 /// What one sender pass did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SendReport {
     pub sent: usize,
     pub retried: usize,
@@ -120,6 +120,37 @@ pub struct SendReport {
     /// Not sent because the destination's credentials file could not be read (counted in
     /// `retried` or `failed` too), by destination.
     pub credential_errors: Vec<String>,
+    /// Every delivery this pass settled or retried, with how long its request took.
+    pub attempts: Vec<Attempt>,
+}
+
+/// What became of one delivery in a sender pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    Sent,
+    /// Back to Pending with a backoff.
+    Retried,
+    /// Given up (attempts exhausted, a permanent error, or the destination removed).
+    Failed,
+}
+
+impl AttemptOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::Retried => "retried",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attempt {
+    pub destination: String,
+    pub outcome: AttemptOutcome,
+    /// The request's wall-clock duration; `None` when no request was made (credentials
+    /// unreadable, destination removed).
+    pub seconds: Option<f64>,
 }
 
 impl<S: Store> Engine<S> {
@@ -155,6 +186,11 @@ impl<S: Store> Engine<S> {
                     )
                 })?;
                 report.failed += 1;
+                report.attempts.push(Attempt {
+                    destination: d.destination.clone(),
+                    outcome: AttemptOutcome::Failed,
+                    seconds: None,
+                });
                 continue;
             };
             if !limiter.try_take(&d.destination, dest.rate_limit, now) {
@@ -174,43 +210,60 @@ impl<S: Store> Engine<S> {
                     .read(std::path::Path::new(path))
                     .map(Some),
             };
+            let mut seconds = None;
             let outcome = match credentials {
-                Ok(credentials) => transport.post(&WebhookRequest {
-                    destination: d.destination.clone(),
-                    url: dest.url.clone(),
-                    idempotency_key: d.idempotency_key(),
-                    credentials,
-                    body: body(&d),
-                }),
+                Ok(credentials) => {
+                    // Wall time, not the engine's clock: this is the endpoint's latency.
+                    let started = std::time::Instant::now();
+                    let outcome = transport.post(&WebhookRequest {
+                        destination: d.destination.clone(),
+                        url: dest.url.clone(),
+                        idempotency_key: d.idempotency_key(),
+                        credentials,
+                        body: body(&d),
+                    });
+                    seconds = Some(started.elapsed().as_secs_f64());
+                    outcome
+                }
                 Err(reason) => {
                     tracing::warn!(destination = %d.destination, %reason, "webhook not sent");
                     report.credential_errors.push(d.destination.clone());
                     SendOutcome::Retry(reason)
                 }
             };
-            self.store().write(|tx| {
+            let settled = self.store().write(|tx| {
                 let attempts = tx.delivery_attempts(&d)? + 1;
                 match &outcome {
                     SendOutcome::Delivered => {
-                        report.sent += 1;
-                        tx.finish_attempt(&d, DeliveryStatus::Sent, now, None, true)
+                        tx.finish_attempt(&d, DeliveryStatus::Sent, now, None, true)?;
+                        Ok(AttemptOutcome::Sent)
                     }
                     SendOutcome::Retry(e) if attempts < MAX_ATTEMPTS => {
-                        report.retried += 1;
                         tx.finish_attempt(
                             &d,
                             DeliveryStatus::Pending,
                             now + backoff_ms(attempts - 1),
                             Some(e),
                             true,
-                        )
+                        )?;
+                        Ok(AttemptOutcome::Retried)
                     }
                     SendOutcome::Retry(e) | SendOutcome::Permanent(e) => {
-                        report.failed += 1;
-                        tx.finish_attempt(&d, DeliveryStatus::Failed, now, Some(e), true)
+                        tx.finish_attempt(&d, DeliveryStatus::Failed, now, Some(e), true)?;
+                        Ok(AttemptOutcome::Failed)
                     }
                 }
             })?;
+            match settled {
+                AttemptOutcome::Sent => report.sent += 1,
+                AttemptOutcome::Retried => report.retried += 1,
+                AttemptOutcome::Failed => report.failed += 1,
+            }
+            report.attempts.push(Attempt {
+                destination: d.destination.clone(),
+                outcome: settled,
+                seconds,
+            });
         }
         Ok(report)
     }

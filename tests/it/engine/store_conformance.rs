@@ -83,6 +83,62 @@ pub fn enrollment_roundtrip_and_release_order(store: &impl Store) {
         .expect("tx");
 }
 
+/// The backlogs the engine's gauges read: enrollments due by now (with the earliest due time),
+/// and unsettled webhook deliveries by destination and status.
+pub fn backlogs_for_the_gauges(store: &impl Store) {
+    store
+        .write(|tx: &mut dyn StoreTx| {
+            let (p, _) = tx.upsert_profile("b", &json!({}), 1)?;
+            for (n, due) in [(1, Some(100)), (2, Some(300)), (3, Some(900)), (4, None)] {
+                tx.insert_enrollment(&Enrollment {
+                    id: 0,
+                    journey_id: 42,
+                    epoch: 0,
+                    version: 1,
+                    profile_seq: p.seq,
+                    entry_no: n,
+                    step: 0,
+                    state: EnrollmentState::Active,
+                    due_at: due,
+                    wait_event: None,
+                    deadline_at: 10_000,
+                    entered_at: n,
+                    updated_at: n,
+                    reason: None,
+                    hops: 0,
+                })?;
+            }
+            assert_eq!(tx.due_backlog(42, 300)?, (2, Some(100)));
+            assert_eq!(tx.due_backlog(42, 50)?, (0, None));
+            assert_eq!(tx.due_backlog(43, 1_000)?, (0, None), "another journey");
+            for (entry_no, destination, status) in [
+                (11, "crm", DeliveryStatus::Pending),
+                (12, "crm", DeliveryStatus::Pending),
+                (13, "crm", DeliveryStatus::Held),
+                (14, "ads", DeliveryStatus::Sending),
+                (15, "ads", DeliveryStatus::Sent),
+                (16, "ads", DeliveryStatus::Failed),
+            ] {
+                tx.insert_delivery(&Delivery {
+                    journey_id: 42,
+                    destination: destination.into(),
+                    status,
+                    ..delivery(entry_no)
+                })?;
+            }
+            assert_eq!(
+                tx.outbox_backlog()?,
+                vec![
+                    ("ads".to_string(), DeliveryStatus::Sending, 1),
+                    ("crm".to_string(), DeliveryStatus::Pending, 2),
+                    ("crm".to_string(), DeliveryStatus::Held, 1),
+                ]
+            );
+            Ok(())
+        })
+        .expect("tx");
+}
+
 /// A failed closure rolls the transaction back.
 pub fn failed_transaction_rolls_back(store: &impl Store) {
     let r: journey_operator::engine::Result<()> = store.write(|tx: &mut dyn StoreTx| {
@@ -145,6 +201,7 @@ fn sqlite_conformance() {
     idempotency_key_is_unique(&s);
     enrollment_roundtrip_and_release_order(&s);
     feed_revisions_and_tombstones(&s);
+    backlogs_for_the_gauges(&s);
     assert_eq!(s.schema_version().expect("schema"), 6);
     // reopen: migrations are not re-applied, data persists
     drop(s);

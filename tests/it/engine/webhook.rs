@@ -69,6 +69,17 @@ fn webhook_sent_once_with_idempotency_key() {
     h.event("p", "Go", json!({}));
     let r = h.engine.send_webhooks_once(&t, &l, 100).expect("send");
     assert_eq!(r.sent, 1);
+    // What the metrics count: the outcome and the request's latency, by destination.
+    assert_eq!(r.attempts.len(), 1);
+    let a = &r.attempts[0];
+    assert_eq!(
+        (a.destination.as_str(), a.outcome),
+        (
+            "crm",
+            journey_operator::engine::webhook::AttemptOutcome::Sent
+        )
+    );
+    assert!(a.seconds.is_some_and(|s| s >= 0.0));
     let again = h.engine.send_webhooks_once(&t, &l, 100).expect("send");
     assert_eq!(again.sent, 0);
     let seen = t.seen.lock().expect("lock").clone();

@@ -293,6 +293,9 @@ pub trait StoreTx: FeedTx {
     /// The earliest `due_at` of the journey's enrollments (only `Active` ones when
     /// `active_only`): when the scheduler next has something to advance.
     fn next_due(&mut self, journey_id: i64, active_only: bool) -> Result<Option<Millis>>;
+    /// The journey's enrollments due at or before `now` (not yet advanced): how many, and the
+    /// earliest due time (the scheduler's lag).
+    fn due_backlog(&mut self, journey_id: i64, now: Millis) -> Result<(i64, Option<Millis>)>;
     /// The earliest deadline after `after` (a lower bound: terminal enrollments are included):
     /// when the global-timeout sweep next has something to do.
     fn next_deadline(&mut self, journey_id: i64, after: Millis) -> Result<Option<Millis>>;
@@ -397,6 +400,8 @@ pub trait StoreTx: FeedTx {
     ) -> Result<i64>;
     fn list_deliveries(&mut self, filter: &DeliveryFilter) -> Result<Vec<Delivery>>;
     fn count_deliveries(&mut self, journey_id: i64) -> Result<i64>;
+    /// Webhook deliveries not yet settled (Pending, Held, Sending), by destination and status.
+    fn outbox_backlog(&mut self) -> Result<Vec<(String, DeliveryStatus, i64)>>;
     /// Claims up to `limit` pending webhook deliveries due for an attempt
     /// (-> Sending), oldest first.
     fn claim_webhook_deliveries(&mut self, now: Millis, limit: i64) -> Result<Vec<Delivery>>;

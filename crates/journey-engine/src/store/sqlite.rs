@@ -599,6 +599,16 @@ impl StoreTx for SqliteTx<'_> {
             .ctx("next due")
     }
 
+    fn due_backlog(&mut self, journey_id: i64, now: Millis) -> Result<(i64, Option<Millis>)> {
+        self.tx
+            .prepare_cached(
+                "SELECT COUNT(*), MIN(due_at) FROM enrollments INDEXED BY enr_due WHERE journey_id = ?1 AND due_at IS NOT NULL AND due_at <= ?2",
+            )
+            .ctx("prepare due backlog")?
+            .query_row(params![journey_id, now], |r| Ok((r.get(0)?, r.get(1)?)))
+            .ctx("due backlog")
+    }
+
     fn next_deadline(&mut self, journey_id: i64, after: Millis) -> Result<Option<Millis>> {
         self.tx
             .prepare_cached(
@@ -1030,6 +1040,38 @@ impl StoreTx for SqliteTx<'_> {
             .ctx("prepare count deliveries")?
             .query_row([journey_id], |r| r.get(0))
             .ctx("count deliveries")
+    }
+
+    fn outbox_backlog(&mut self) -> Result<Vec<(String, DeliveryStatus, i64)>> {
+        // One query per status, each with the literal equality of its partial index: the scan
+        // is as long as that part of the backlog.
+        let queries = [
+            (
+                DeliveryStatus::Pending,
+                "SELECT destination, COUNT(*) FROM deliveries INDEXED BY del_pending_journey WHERE status = 1 GROUP BY destination",
+            ),
+            (
+                DeliveryStatus::Held,
+                "SELECT destination, COUNT(*) FROM deliveries INDEXED BY del_held_journey WHERE status = 2 GROUP BY destination",
+            ),
+            (
+                DeliveryStatus::Sending,
+                "SELECT destination, COUNT(*) FROM deliveries INDEXED BY del_sending WHERE status = 5 GROUP BY destination",
+            ),
+        ];
+        let mut out = Vec::new();
+        for (status, sql) in queries {
+            let mut st = self.tx.prepare_cached(sql).ctx("prepare outbox backlog")?;
+            let rows = st
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                .ctx("outbox backlog")?;
+            for row in rows {
+                let (destination, n) = row.ctx("outbox backlog")?;
+                out.push((destination, status, n));
+            }
+        }
+        out.sort_by(|a, b| (&a.0, a.1 as i64).cmp(&(&b.0, b.1 as i64)));
+        Ok(out)
     }
 
     fn claim_webhook_deliveries(&mut self, now: Millis, limit: i64) -> Result<Vec<Delivery>> {
