@@ -336,7 +336,9 @@ fn bench4(a: &Args) {
         read_all(&e, "b/held");
         let jid = e
             .store()
-            .read(|tx| Ok(tx.journey_for_update("b/held")?.map(|r| r.id).unwrap_or(0)))
+            .read(|tx| -> journey_operator::engine::store::Result<i64> {
+                Ok(tx.journey_for_update("b/held")?.map(|r| r.id).unwrap_or(0))
+            })
             .expect("id");
         let count = |e: &E| {
             e.store()

@@ -5,11 +5,9 @@ pub mod control_plane;
 pub mod controller;
 pub mod dataplane;
 pub mod demo;
+pub mod engine;
 pub mod engine_api;
 pub mod engine_service;
-/// The engine lives in its own crate (it must never know Kubernetes); the operator reaches it
-/// as `engine`.
-pub use journey_engine as engine;
 pub mod panics;
 pub mod plan;
 pub mod serving;

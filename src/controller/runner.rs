@@ -23,7 +23,7 @@ use super::webhooks::{HttpTransport, spawn_sender};
 use super::written::WrittenStatuses;
 use crate::dataplane::{DataPlaneConfig, DataPlaneError, DataPlaneServer};
 use crate::engine::DestinationConfig;
-use crate::engine::store::sqlite::SqliteOptions;
+use crate::engine::SqliteOptions;
 use crate::engine::{
     ChangeCause, Engine, EngineConfig, EngineError, FeedChange, JourneyEngine, SqliteStore,
     SystemClock,
@@ -414,7 +414,7 @@ pub fn open_engine(
             ..SqliteOptions::default()
         },
     )
-    .map_err(engine_error)?;
+    .map_err(|e| engine_error(EngineError::from(e)))?;
     let engine_config = EngineConfig {
         destinations: setup.destinations.clone(),
         ..EngineConfig::default()

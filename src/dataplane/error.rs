@@ -155,11 +155,11 @@ pub fn engine_error(e: EngineError) -> ApiError {
         | E::InvalidSchedule { .. }
         | E::UnknownDestination { .. }
         | E::InvalidConfig(_) => ApiError::new(StatusCode::BAD_REQUEST, e.to_string()),
-        E::Sqlite { source, .. } if is_busy(source) => {
+        E::Store(_) if e.is_busy() => {
             tracing::warn!(error = %e, "engine store busy");
             ApiError::unavailable("the engine's store is busy; retry later")
         }
-        E::Sqlite { .. } | E::Corrupt { .. } | E::Json { .. } | E::Task(_) => {
+        E::Store(_) | E::Corrupt { .. } | E::Json { .. } | E::Task(_) => {
             tracing::error!(error = %e, "engine failure");
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -167,13 +167,6 @@ pub fn engine_error(e: EngineError) -> ApiError {
             )
         }
     }
-}
-
-fn is_busy(e: &rusqlite::Error) -> bool {
-    matches!(
-        e.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-    )
 }
 
 #[cfg(test)]
@@ -195,24 +188,17 @@ mod tests {
             s(EngineError::InvalidDefinition("x".into())),
             StatusCode::BAD_REQUEST
         );
-        let busy = rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
-            None,
-        );
-        let e = engine_error(EngineError::Sqlite {
-            context: "t",
-            source: busy,
-        });
+        let store = |busy| {
+            EngineError::Store(journey_store::StoreError::Backend {
+                context: "t",
+                source: "database is locked".into(),
+                busy,
+            })
+        };
+        let e = engine_error(store(true));
         assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(e.retry_after, Some(RETRY_AFTER_SECS));
-        let other = rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR),
-            None,
-        );
-        let e = engine_error(EngineError::Sqlite {
-            context: "t",
-            source: other,
-        });
+        let e = engine_error(store(false));
         assert_eq!(e.status, StatusCode::INTERNAL_SERVER_ERROR);
         assert!(!e.body.error.contains("t:"), "no internals in the body");
         assert_eq!(

@@ -94,14 +94,14 @@ pub fn to_wire(e: &EngineError) -> ErrorBody {
             ErrorCode::WrongCluster,
             Some("header.journey-cluster-id".into()),
         ),
-        E::Sqlite { .. } if e.is_busy() => {
+        E::Store(_) if e.is_busy() => {
             tracing::warn!(error = %e, "engine store busy");
             ErrorBody {
                 error: "the engine's store is busy; retry later".into(),
                 ..body(ErrorCode::Unavailable, None)
             }
         }
-        E::Sqlite { .. } | E::Corrupt { .. } | E::Json { .. } | E::Task(_) => {
+        E::Store(_) | E::Corrupt { .. } | E::Json { .. } | E::Task(_) => {
             tracing::error!(error = %e, "engine failure");
             ErrorBody {
                 error: "engine failure; see the engine's log".into(),

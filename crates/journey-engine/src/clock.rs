@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 /// Milliseconds since the Unix epoch, UTC.
-pub type Millis = i64;
+pub use journey_store::Millis;
 
 /// Source of the current time. The engine never reads the system time directly.
 pub trait Clock: Send + Sync + 'static {

@@ -137,7 +137,8 @@ impl<S: Store> Engine<S> {
         let now = self.now();
         self.write(|tx| {
             self.set_lifecycle_in(tx, key, &desired, now)?;
-            tx.record_change(key, ChangeCause::Command).map(drop)
+            tx.record_change(key, ChangeCause::Command)?;
+            Ok(())
         })?;
         self.notify(key, ChangeCause::Command);
         self.status_blocking(key)?
@@ -639,27 +640,24 @@ impl<S: Store> Engine<S> {
 
     pub fn delete_blocking(&self, key: &str) -> Result<bool> {
         let now = self.now();
-        let found = self
-            .inner
-            .store
-            .write(|tx| match tx.journey_for_update(key)? {
-                Some(row) => {
-                    tx.delete_journey(row.id)?;
-                    tx.record_deletion(key, ChangeCause::Command, now)?;
-                    if let Ok(mut m) = self.inner.defs.lock() {
-                        m.forget_journey(row.id);
-                    }
-                    Ok(true)
+        let found = self.write_batch(|tx| match tx.journey_for_update(key)? {
+            Some(row) => {
+                tx.delete_journey(row.id)?;
+                tx.record_deletion(key, ChangeCause::Command, now)?;
+                if let Ok(mut m) = self.inner.defs.lock() {
+                    m.forget_journey(row.id);
                 }
-                None => Ok(false),
-            })?;
+                Ok(true)
+            }
+            None => Ok(false),
+        })?;
         self.notify(key, ChangeCause::Command);
         self.wakes().forget(key);
         Ok(found)
     }
 
     pub fn status_blocking(&self, key: &str) -> Result<Option<StatusSnapshot>> {
-        self.inner.store.read(|tx| self.status_in(tx, key))
+        self.read(|tx| self.status_in(tx, key))
     }
 
     pub(crate) fn status_in(
@@ -723,17 +721,15 @@ impl<S: Store> Engine<S> {
 
     /// The phase only (no counting): cheap, for polling loops.
     pub fn phase_blocking(&self, key: &str) -> Result<Option<Phase>> {
-        self.inner
-            .store
-            .read(|tx| match tx.journey_for_update(key)? {
-                Some(row) => Ok(Some(load_rt(&row)?.phase)),
-                None => Ok(None),
-            })
+        self.read(|tx| match tx.journey_for_update(key)? {
+            Some(row) => Ok(Some(load_rt(&row)?.phase)),
+            None => Ok(None),
+        })
     }
 
     /// Past pauses of a journey with their identity (newest last).
     pub fn pause_history_blocking(&self, key: &str) -> Result<Vec<PauseInfo>> {
-        self.inner.store.read(|tx| {
+        self.read(|tx| {
             let row = tx
                 .journey_for_update(key)?
                 .ok_or_else(|| EngineError::NotFound(key.to_string()))?;

@@ -136,7 +136,7 @@ pub(crate) fn load_rt(row: &JourneyRow) -> Result<Runtime> {
 
 pub(crate) fn save_rt(tx: &mut dyn StoreTx, id: i64, rt: &Runtime) -> Result<()> {
     let s = serde_json::to_string(rt).map_err(json_err("journey runtime"))?;
-    tx.save_runtime(id, &s)
+    Ok(tx.save_runtime(id, &s)?)
 }
 
 /// A change the lifecycle table refuses, with the rule's own message (the one the CRD's CEL
@@ -200,6 +200,19 @@ impl<S: Store> Engine<S> {
         self.inner.changes.subscribe()
     }
 
+    /// A read snapshot, the engine's errors out.
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&mut dyn StoreTx) -> Result<R>) -> Result<R> {
+        self.inner.store.read(f)
+    }
+
+    /// A write at the scheduler's own priority (batches; no precedence).
+    pub(crate) fn write_batch<R>(
+        &self,
+        f: impl FnOnce(&mut dyn StoreTx) -> Result<R>,
+    ) -> Result<R> {
+        self.inner.store.write(f)
+    }
+
     /// A write that takes precedence over the scheduler's batches.
     pub(crate) fn write<R>(&self, f: impl FnOnce(&mut dyn StoreTx) -> Result<R>) -> Result<R> {
         use std::sync::atomic::Ordering;
@@ -238,12 +251,12 @@ impl<S: Store> Engine<S> {
     pub(crate) fn visits(&self, now: Millis) -> Result<Vec<(i64, std::sync::Arc<str>)>> {
         let due = self.wakes().due(now);
         let Some(due) = due else {
-            let all = self.inner.store.read(|tx| tx.list_journey_keys())?;
+            let all = self.read(|tx| Ok(tx.list_journey_keys()?))?;
             return Ok(self.wakes().listed(&all));
         };
         let mut visits = due.known;
         for key in due.unknown {
-            match self.inner.store.read(|tx| tx.journey_for_update(&key))? {
+            match self.read(|tx| Ok(tx.journey_for_update(&key)?))? {
                 Some(row) => {
                     self.wakes().learn(&key, row.id);
                     visits.push((row.id, key));

@@ -63,12 +63,8 @@ pub enum EngineError {
     UnknownDestination { step: String, name: String },
     #[error("invalid destination configuration: {0}")]
     InvalidConfig(String),
-    #[error("storage error during {context}: {source}")]
-    Sqlite {
-        context: &'static str,
-        #[source]
-        source: rusqlite::Error,
-    },
+    #[error(transparent)]
+    Store(#[from] journey_store::StoreError),
     #[error("corrupt stored data ({context}): {message}")]
     Corrupt {
         context: &'static str,
@@ -86,17 +82,6 @@ pub enum EngineError {
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 
-/// Attaches a context string to a rusqlite error.
-pub(crate) trait SqlCtx<T> {
-    fn ctx(self, context: &'static str) -> Result<T>;
-}
-
-impl<T> SqlCtx<T> for std::result::Result<T, rusqlite::Error> {
-    fn ctx(self, context: &'static str) -> Result<T> {
-        self.map_err(|source| EngineError::Sqlite { context, source })
-    }
-}
-
 pub(crate) fn json_err(context: &'static str) -> impl FnOnce(serde_json::Error) -> EngineError {
     move |source| EngineError::Json { context, source }
 }
@@ -105,10 +90,7 @@ impl EngineError {
     /// Another writer holds the store: the same call can succeed in a moment.
     pub fn is_busy(&self) -> bool {
         match self {
-            EngineError::Sqlite { source, .. } => matches!(
-                source.sqlite_error_code(),
-                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-            ),
+            EngineError::Store(e) => e.is_busy(),
             _ => false,
         }
     }

@@ -23,44 +23,7 @@ pub const TOMBSTONES_KEPT_MS: Millis = 24 * HOUR;
 /// Most changes one page carries; the page's `revision` says where to continue.
 pub const PAGE_LIMIT: i64 = 1_000;
 
-/// What made a journey's status change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema, Deserialize)]
-pub enum ChangeCause {
-    /// A control command (declare, apply, lifecycle, request, delete). Its caller reads the
-    /// outcome itself, so it need not react to the notification.
-    Command,
-    /// The engine on its own (scheduler: resume progress, pause expiry, schedule start and end,
-    /// drain, timeouts) or ingest (events, profile upserts).
-    Engine,
-}
-
-impl ChangeCause {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChangeCause::Command => "Command",
-            ChangeCause::Engine => "Engine",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "Command" => Some(ChangeCause::Command),
-            "Engine" => Some(ChangeCause::Engine),
-            _ => None,
-        }
-    }
-}
-
-/// One entry of the feed: the journey's latest change.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FeedChange {
-    pub key: String,
-    pub revision: i64,
-    pub cause: ChangeCause,
-    /// The journey was deleted (a tombstone).
-    pub deleted: bool,
-}
+pub use journey_store::feed::{ChangeCause, FeedChange};
 
 /// A page of the feed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
@@ -75,7 +38,7 @@ pub struct FeedPage {
 impl<S: Store> Engine<S> {
     /// The changes after `since`, at most [`PAGE_LIMIT`].
     pub fn changes_since_blocking(&self, since: i64) -> Result<FeedPage> {
-        self.inner.store.read(|tx| {
+        self.read(|tx| {
             let (floor, head) = tx.feed_bounds()?;
             if since < floor || since > head {
                 return Err(EngineError::ResyncRequired {
@@ -97,23 +60,19 @@ impl<S: Store> Engine<S> {
     /// Binds the engine to the cluster its controllers declare: the first id claimed is kept,
     /// and any other is refused with [`EngineError::WrongCluster`].
     pub fn claim_cluster_blocking(&self, id: &str) -> Result<()> {
-        self.inner
-            .store
-            .write(|tx| match tx.engine_meta("cluster_id")? {
-                None => tx.set_engine_meta("cluster_id", id),
-                Some(serving) if serving == id => Ok(()),
-                Some(serving) => Err(EngineError::WrongCluster {
-                    serving,
-                    asked: id.to_string(),
-                }),
-            })
+        self.write_batch(|tx| match tx.engine_meta("cluster_id")? {
+            None => Ok(tx.set_engine_meta("cluster_id", id)?),
+            Some(serving) if serving == id => Ok(()),
+            Some(serving) => Err(EngineError::WrongCluster {
+                serving,
+                asked: id.to_string(),
+            }),
+        })
     }
 
     /// The feed's current revision: a reader that has just listed everything starts here.
     pub fn feed_revision_blocking(&self) -> Result<i64> {
-        self.inner
-            .store
-            .read(|tx| tx.feed_bounds().map(|(_, head)| head))
+        self.read(|tx| Ok(tx.feed_bounds()?.1))
     }
 
     /// Long poll: the changes after `since`, waiting up to `wait` for the first one.

@@ -293,7 +293,7 @@ impl<S: Store> Engine<S> {
         profile_id: Option<&str>,
         limit: Option<i64>,
     ) -> Result<Vec<Delivery>> {
-        self.inner.store.read(|tx| {
+        self.read(|tx| {
             let journey_id = match key {
                 Some(k) => match tx.journey_for_update(k)? {
                     Some(r) => Some(r.id),
@@ -301,11 +301,11 @@ impl<S: Store> Engine<S> {
                 },
                 None => None,
             };
-            tx.list_deliveries(&DeliveryFilter {
+            Ok(tx.list_deliveries(&DeliveryFilter {
                 journey_id,
                 profile_id: profile_id.map(str::to_string),
                 limit,
-            })
+            })?)
         })
     }
 
@@ -316,7 +316,7 @@ impl<S: Store> Engine<S> {
     /// near-instant picture, not one snapshot.
     pub fn filter_matches_blocking(&self, key: &str, filter: &str) -> Result<FilterMatches> {
         let candidate = expr::compile(filter, Vars::Profile)?;
-        let (journey_id, epoch) = self.inner.store.read(|tx| {
+        let (journey_id, epoch) = self.read(|tx| {
             let row = tx
                 .journey_for_update(key)?
                 .ok_or_else(|| EngineError::NotFound(key.to_string()))?;
@@ -326,8 +326,8 @@ impl<S: Store> Engine<S> {
         for state in [ES::Active, ES::Waiting, ES::Held, ES::Queued] {
             let mut after = 0;
             loop {
-                let page = self.inner.store.read(|tx| {
-                    tx.inflight_attrs_page(journey_id, epoch, state, after, FILTER_PAGE)
+                let page = self.read(|tx| {
+                    Ok(tx.inflight_attrs_page(journey_id, epoch, state, after, FILTER_PAGE)?)
                 })?;
                 let Some((last, _)) = page.last() else { break };
                 after = *last;
@@ -358,7 +358,7 @@ impl<S: Store> Engine<S> {
         after: i64,
         limit: i64,
     ) -> Result<Vec<EnrollmentView>> {
-        self.inner.store.read(|tx| {
+        self.read(|tx| {
             let row = tx
                 .journey_for_update(key)?
                 .ok_or_else(|| EngineError::NotFound(key.to_string()))?;
@@ -387,11 +387,11 @@ impl<S: Store> Engine<S> {
     }
 
     pub fn run_history_blocking(&self, key: &str, limit: i64) -> Result<Vec<RunRecord>> {
-        self.inner.store.read(|tx| {
+        self.read(|tx| {
             let row = tx
                 .journey_for_update(key)?
                 .ok_or_else(|| EngineError::NotFound(key.to_string()))?;
-            tx.list_runs(row.id, limit)
+            Ok(tx.list_runs(row.id, limit)?)
         })
     }
 }

@@ -4,7 +4,8 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use journey_engine::{Engine, EngineConfig, SqliteStore, SystemClock};
+//! use journey_engine::{Engine, EngineConfig, SystemClock};
+//! use journey_store_sqlite::SqliteStore;
 //! let engine = Engine::new(
 //!     SqliteStore::open("/var/lib/journey/engine.db").expect("open"),
 //!     Arc::new(SystemClock),
@@ -31,7 +32,8 @@ pub mod feed;
 pub mod lifecycle;
 pub mod schedule;
 pub mod stats;
-pub mod store;
+/// The store contract (its own crate, so backends depend on it and not on the engine).
+pub use journey_store as store;
 mod wakes;
 pub mod webhook;
 
@@ -48,5 +50,4 @@ pub use lifecycle::{
     ProfileCounts, RequestKind, RequestOutcome, StatusSnapshot,
 };
 pub use stats::EngineStats;
-pub use store::sqlite::SqliteStore;
 pub use store::{Delivery, DeliveryStatus, EnrollmentState, Store, StoreTx};

@@ -102,7 +102,7 @@ impl<S: Store> Engine<S> {
                 Ok(r) => report.add(r),
                 Err(e) => {
                     let retry_in = match e {
-                        EngineError::Sqlite { .. } => SECOND,
+                        EngineError::Store(_) => SECOND,
                         _ => MAX_QUIET_MS,
                     };
                     tracing::warn!(journey = %key, error = %e, retry_in_ms = retry_in, "scheduler visit failed");
@@ -149,7 +149,7 @@ impl<S: Store> Engine<S> {
     /// enrollments. For tests and tools that need to interleave commands with
     /// the scheduler deterministically.
     pub fn step_journey_housekeeping(&self, key: &str) -> Result<TickReport> {
-        let id = self.inner.store.read(|tx| {
+        let id = self.read(|tx| {
             tx.journey_for_update(key)?
                 .map(|r| r.id)
                 .ok_or_else(|| EngineError::NotFound(key.to_string()))
@@ -184,16 +184,14 @@ impl<S: Store> Engine<S> {
             }
             *last = now;
         }
-        self.inner
-            .store
-            .write(|tx| tx.purge_tombstones(now - crate::feed::TOMBSTONES_KEPT_MS))
+        self.write_batch(|tx| Ok(tx.purge_tombstones(now - crate::feed::TOMBSTONES_KEPT_MS)?))
             .map(drop)
     }
 
     /// Returns (report, more work pending now, runtime changed).
     pub(crate) fn housekeeping(&self, jid: i64) -> Result<Housekeeping> {
         let now = self.now();
-        self.inner.store.write(|tx| {
+        self.write_batch(|tx| {
             let mut rep = TickReport::default();
             let Some(row) = tx.journey_by_id(jid)? else {
                 return Ok(Housekeeping::idle(now));
@@ -382,7 +380,7 @@ impl<S: Store> Engine<S> {
     pub(crate) fn advance_batch(&self, jid: i64) -> Result<(TickReport, bool)> {
         let now = self.now();
         let batch = self.inner.config.batch_size;
-        self.inner.store.write(|tx| {
+        self.write_batch(|tx| {
             let mut rep = TickReport::default();
             let Some(row) = tx.journey_by_id(jid)? else {
                 return Ok((rep, false));

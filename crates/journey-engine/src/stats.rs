@@ -27,7 +27,7 @@ impl<S: Store> Engine<S> {
     /// Reads the gauges in one read transaction: O(journeys + backlog).
     pub fn stats_blocking(&self) -> Result<EngineStats> {
         let now = self.now();
-        self.store().read(|tx| {
+        self.read(|tx| {
             let mut stats = EngineStats {
                 now,
                 ..EngineStats::default()

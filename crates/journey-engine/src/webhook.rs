@@ -157,7 +157,7 @@ impl<S: Store> Engine<S> {
     /// Startup recovery: deliveries that were being sent when the process died
     /// go back to Pending (re-sent under the same idempotency key).
     pub fn recover_webhook_outbox(&self) -> Result<i64> {
-        self.store().write(|tx| tx.reset_sending())
+        self.write_batch(|tx| Ok(tx.reset_sending()?))
     }
 
     /// One sender pass over at most `limit` due webhook deliveries.
@@ -168,22 +168,20 @@ impl<S: Store> Engine<S> {
         limit: i64,
     ) -> Result<SendReport> {
         let now = self.now();
-        let claimed = self
-            .store()
-            .write(|tx| tx.claim_webhook_deliveries(now, limit))?;
+        let claimed = self.write_batch(|tx| Ok(tx.claim_webhook_deliveries(now, limit)?))?;
         let mut report = SendReport::default();
         let dests = &self.config().destinations;
         for d in claimed {
             let dest: Option<&WebhookDestination> = dests.webhooks.get(&d.destination);
             let Some(dest) = dest else {
-                self.store().write(|tx| {
-                    tx.finish_attempt(
+                self.write_batch(|tx| {
+                    Ok(tx.finish_attempt(
                         &d,
                         DeliveryStatus::Failed,
                         now,
                         Some("destination no longer configured"),
                         true,
-                    )
+                    )?)
                 })?;
                 report.failed += 1;
                 report.attempts.push(Attempt {
@@ -195,7 +193,7 @@ impl<S: Store> Engine<S> {
             };
             if !limiter.try_take(&d.destination, dest.rate_limit, now) {
                 // back to Pending without counting an attempt
-                self.store().write(|tx| {
+                self.write_batch(|tx| {
                     tx.finish_attempt(&d, DeliveryStatus::Pending, now, None, false)?;
                     Ok(())
                 })?;
@@ -231,7 +229,7 @@ impl<S: Store> Engine<S> {
                     SendOutcome::Retry(reason)
                 }
             };
-            let settled = self.store().write(|tx| {
+            let settled = self.write_batch(|tx| {
                 let attempts = tx.delivery_attempts(&d)? + 1;
                 match &outcome {
                     SendOutcome::Delivered => {

@@ -13,7 +13,6 @@ mod resume;
 mod runs;
 mod scheduler;
 mod steps;
-mod store_conformance;
 pub mod under_test;
 mod upgrade;
 mod versions;

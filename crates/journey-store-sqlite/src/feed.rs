@@ -3,11 +3,9 @@
 
 use rusqlite::params;
 
-use super::FeedTx;
-use super::sqlite::SqliteTx;
-use crate::clock::Millis;
-use crate::error::{EngineError, Result, SqlCtx};
-use crate::feed::{ChangeCause, FeedChange};
+use crate::error::SqlCtx;
+use crate::store::SqliteTx;
+use journey_store::{ChangeCause, FeedChange, FeedTx, Millis, Result, StoreError};
 
 impl SqliteTx<'_> {
     fn next_revision(&mut self) -> Result<i64> {
@@ -70,7 +68,7 @@ impl FeedTx for SqliteTx<'_> {
         let mut out = Vec::new();
         for row in rows {
             let (key, revision, cause, deleted) = row.ctx("changes since")?;
-            let cause = ChangeCause::parse(&cause).ok_or_else(|| EngineError::Corrupt {
+            let cause = ChangeCause::parse(&cause).ok_or_else(|| StoreError::Corrupt {
                 context: "change feed",
                 message: format!("unknown change cause {cause:?}"),
             })?;

@@ -14,13 +14,12 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
-use super::migrations::migrate;
-use super::{
-    Delivery, DeliveryFilter, DeliveryStatus, Enrollment, EnrollmentState, JourneyRow, Profile,
-    RunRecord, Store, StoreTx,
+use crate::error::{SqlCtx, json_err};
+use crate::migrations::migrate;
+use journey_store::{
+    Delivery, DeliveryFilter, DeliveryStatus, Enrollment, EnrollmentState, JourneyRow, Millis,
+    Profile, Result, RunRecord, Store, StoreError, StoreTx,
 };
-use crate::clock::Millis;
-use crate::error::{EngineError, Result, SqlCtx, json_err};
 
 #[derive(Debug, Clone, Default)]
 pub struct SqliteOptions {
@@ -90,7 +89,7 @@ impl SqliteStore {
         let c = self
             .reader
             .lock()
-            .map_err(|_| EngineError::Task("sqlite reader mutex poisoned".into()))?;
+            .map_err(|_| StoreError::Unavailable("sqlite reader mutex poisoned".into()))?;
         c.query_row("SELECT MAX(version) FROM schema_migrations", [], |r| {
             r.get(0)
         })
@@ -100,14 +99,14 @@ impl SqliteStore {
 
 /// Runs `f` in one transaction on `conn`: a writer transaction (`BEGIN IMMEDIATE`, counters
 /// flushed, committed) or a read snapshot (`BEGIN DEFERRED`, rolled back).
-fn in_transaction<R>(
+fn in_transaction<R, E: From<StoreError>>(
     conn: &Mutex<Connection>,
     write: bool,
-    f: impl FnOnce(&mut dyn StoreTx) -> Result<R>,
-) -> Result<R> {
+    f: impl FnOnce(&mut dyn StoreTx) -> std::result::Result<R, E>,
+) -> std::result::Result<R, E> {
     let mut c = conn
         .lock()
-        .map_err(|_| EngineError::Task("sqlite connection mutex poisoned".into()))?;
+        .map_err(|_| StoreError::Unavailable("sqlite connection mutex poisoned".into()))?;
     let (behavior, begin) = if write {
         (TransactionBehavior::Immediate, "begin immediate")
     } else {
@@ -129,11 +128,17 @@ fn in_transaction<R>(
 }
 
 impl Store for SqliteStore {
-    fn write<R>(&self, f: impl FnOnce(&mut dyn StoreTx) -> Result<R>) -> Result<R> {
+    fn write<R, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&mut dyn StoreTx) -> std::result::Result<R, E>,
+    ) -> std::result::Result<R, E> {
         in_transaction(&self.writer, true, f)
     }
 
-    fn read<R>(&self, f: impl FnOnce(&mut dyn StoreTx) -> Result<R>) -> Result<R> {
+    fn read<R, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&mut dyn StoreTx) -> std::result::Result<R, E>,
+    ) -> std::result::Result<R, E> {
         in_transaction(&self.reader, false, f)
     }
 }
@@ -1025,7 +1030,7 @@ impl StoreTx for SqliteTx<'_> {
         for row in rows {
             let (mut d, msg, status) = row.ctx("list deliveries")?;
             d.message = serde_json::from_str(&msg).map_err(json_err("delivery message"))?;
-            d.status = DeliveryStatus::from_i64(status).ok_or(EngineError::Corrupt {
+            d.status = DeliveryStatus::from_i64(status).ok_or(StoreError::Corrupt {
                 context: "delivery status",
                 message: status.to_string(),
             })?;

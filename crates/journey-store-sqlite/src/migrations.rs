@@ -3,7 +3,8 @@
 
 use rusqlite::Connection;
 
-use crate::error::{Result, SqlCtx};
+use crate::error::SqlCtx;
+use journey_store::Result;
 
 pub const MIGRATIONS: &[(i64, &str)] = &[
     (

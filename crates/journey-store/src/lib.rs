@@ -1,24 +1,27 @@
-//! Storage behind a trait.
+//! The store contract of journey-operator's engine: the rows it keeps (journeys, versions,
+//! profiles, enrollments, deliveries, runs, the change feed) and the transactional interface
+//! every backend implements. The engine's logic runs inside [`Store::write`] transactions
+//! against the object-safe [`StoreTx`]; each backend owns its transactions (SQLite takes
+//! `BEGIN IMMEDIATE`, one writer, and runs its blocking work on the caller's thread; a
+//! PostgreSQL backend opens a `SERIALIZABLE` transaction and locks the journey row in
+//! [`StoreTx::journey_for_update`]). Every backend runs `journey-store-conformance`.
 //!
-//! The engine's logic runs inside [`Store::write`] transactions against the
-//! object-safe [`StoreTx`] interface. The SQLite implementation
-//! ([`sqlite::SqliteStore`]) takes `BEGIN IMMEDIATE` (one writer); a PostgreSQL
-//! implementation would open a `SERIALIZABLE`/`FOR UPDATE` transaction and lock
-//! the journey row in [`StoreTx::journey_for_update`]. The trait is synchronous:
-//! the async engine API calls it from `spawn_blocking`, so a PostgreSQL store
-//! can use a blocking client (or block on an async one) and pass the same
-//! conformance tests (`tests/engine/store_conformance.rs` is written against
-//! `dyn StoreTx`).
+//! The interface is synchronous and fine-grained on purpose: one engine step reads and
+//! writes a journey's rows in one transaction, so the engine's rules live once, in the
+//! engine, instead of once per backend. The async engine API calls it from `spawn_blocking`.
+//!
+//! No Kubernetes, no engine: only the model of what is stored.
 
-pub mod migrations;
-pub mod sqlite;
-mod sqlite_feed;
+mod error;
+pub mod feed;
 
 use serde::{Deserialize, Serialize};
 
-use super::clock::Millis;
-use super::error::Result;
-use super::feed::{ChangeCause, FeedChange};
+pub use error::{Result, StoreError};
+pub use feed::{ChangeCause, FeedChange};
+
+/// Milliseconds since the Unix epoch, UTC.
+pub type Millis = i64;
 
 /// State of an enrollment (a profile's passage through a journey).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema, Deserialize)]
@@ -434,10 +437,18 @@ pub trait StoreTx: FeedTx {
     fn set_handled_token(&mut self, key: &str, kind: &str, token: &str) -> Result<()>;
 }
 
-/// A transactional store.
+/// A transactional store. The caller's closure returns its own error type (the engine's), so
+/// a rule it enforces inside the transaction rolls the transaction back like a store error
+/// does; the store's own failures reach it through `From<StoreError>`.
 pub trait Store: Send + Sync + 'static {
     /// Runs `f` in a write transaction (exclusive writer); commits when it returns Ok.
-    fn write<R>(&self, f: impl FnOnce(&mut dyn StoreTx) -> Result<R>) -> Result<R>;
+    fn write<R, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&mut dyn StoreTx) -> std::result::Result<R, E>,
+    ) -> std::result::Result<R, E>;
     /// Runs `f` in a read-only snapshot.
-    fn read<R>(&self, f: impl FnOnce(&mut dyn StoreTx) -> Result<R>) -> Result<R>;
+    fn read<R, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&mut dyn StoreTx) -> std::result::Result<R, E>,
+    ) -> std::result::Result<R, E>;
 }
