@@ -24,7 +24,6 @@ use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
 use journey_operator::api::Journey;
-use journey_operator::control_plane::{mint_client_cert, write_kubeconfig_for};
 use k8s_openapi::api::admissionregistration::v1::{
     MutatingAdmissionPolicy, MutatingAdmissionPolicyBinding,
 };
@@ -34,6 +33,7 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
+use xtask::control_plane::{mint_client_cert, write_kubeconfig_for};
 
 #[path = "support/engine_server.rs"]
 mod engine_server;

@@ -16,7 +16,7 @@ use journey_model::lifecycle::JourneyState;
 use journey_operator::engine::{Declaration, Definition, JourneyEngine};
 
 fn certificates(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
-    journey_operator::control_plane::write_serving_certificates(dir)?;
+    xtask::control_plane::write_serving_certificates(dir)?;
     std::fs::write(dir.join("engine.token"), "bench-engine-token")?;
     Ok(())
 }

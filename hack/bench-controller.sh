@@ -14,6 +14,7 @@ ensure_tools
 log "cargo build --profile dist (the shipped journey-operator) and the controller bench"
 cargo build -q --profile dist --bin journey-operator
 cargo bench -q --bench controller --no-run
+cargo build -q --release -p xtask
 # The bench drives the shipped build (JOURNEY_OPERATOR_BIN overrides it).
 JOURNEY_OPERATOR_BIN="${JOURNEY_OPERATOR_BIN:-${CARGO_TARGET_DIR:-target}/dist/journey-operator}"
 export JOURNEY_OPERATOR_BIN
@@ -21,7 +22,7 @@ export JOURNEY_OPERATOR_BIN
 # A fresh control plane every time: the figures must not depend on what a cluster already holds.
 trap stop_control_plane EXIT INT TERM
 log "starting the local control plane"
-start_control_plane "${CARGO_TARGET_DIR:-target}/release/journey-operator"
+start_control_plane "${CARGO_TARGET_DIR:-target}/release/xtask"
 log "kube-apiserver: $KUBE_APISERVER ($KUBE_APISERVER_VERSION); load before: $(uptime)"
 cargo bench -q --bench controller
 log "load after: $(uptime)"

@@ -40,6 +40,7 @@ ensure_tools() {
 }
 
 # Starts etcd + kube-apiserver in the background (tied to this shell) and exports KUBECONFIG.
+# $1: the xtask binary (its control-plane task).
 # Sets CONTROL_PLANE_PID and CONTROL_PLANE_DIR; the caller's trap calls stop_control_plane.
 start_control_plane() {
   local bin="$1"

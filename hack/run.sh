@@ -9,9 +9,11 @@ cd "$(dirname "$0")/.."
 . hack/lib.sh
 
 ensure_kubectl
-log "building journey-operator"
-cargo build --quiet --bin journey-operator
+log "building journey-operator and the development tasks (xtask: control plane, demo)"
+cargo build --quiet -p journey-operator --bin journey-operator
+cargo build --quiet -p xtask
 bin=target/debug/journey-operator
+xtask=target/debug/xtask
 
 state="$(mktemp -d "${TMPDIR:-/tmp}/journey-run.XXXXXX")"
 CONTROLLER_PID=""
@@ -35,7 +37,7 @@ if [ -z "${JOURNEY_LOCAL:-}" ] && "$KUBECTL" version --request-timeout=5s >/dev/
 else
   ensure_kube_apiserver
   log "no cluster configured: starting the local control plane"
-  start_control_plane "$bin"
+  start_control_plane "$xtask"
 fi
 
 log "installing the CRDs"
@@ -69,7 +71,7 @@ log "applying manifests/examples/ to namespace $ns"
 "$KUBECTL" apply -n "$ns" -f manifests/examples/
 
 log "feeding simulated profiles and events (Ctrl-C to stop)"
-"$bin" demo --namespace "$ns" --data-plane "http://127.0.0.1:$data_port" \
+"$xtask" demo --namespace "$ns" --data-plane "http://127.0.0.1:$data_port" \
   --token-file "$state/token" --interval "${JOURNEY_STATUS_INTERVAL:-2s}" &
 DEMO_PID=$!
 # Whichever ends first ends the main job: a controller that dies must not leave the demo

@@ -38,6 +38,15 @@ for crate in crates/*/; do
   fi
 done
 
+# The shipped binary carries no test harness: the local control plane, its vendored etcd and
+# the demo live in xtask, which only tests, benchmarks and hack/ use.
+log "checking that the shipped journey-operator does not depend on xtask"
+if cargo tree -p journey-operator -e normal,build --prefix none | grep -qE '^(xtask|etcd-bin-vendored|rcgen) '; then
+  echo "journey-operator's shipped dependencies include the development harness:" >&2
+  cargo tree -p journey-operator -e normal,build -i xtask 2>/dev/null >&2 || true
+  exit 1
+fi
+
 log "cargo build"
 cargo build --workspace --all-targets
 step_done "cargo build"
@@ -49,7 +58,7 @@ step_done "the release-profile tests of the parsing path"
 
 trap stop_control_plane EXIT INT TERM
 log "starting the local control plane"
-start_control_plane target/debug/journey-operator
+start_control_plane target/debug/xtask
 log "kube-apiserver binary: $KUBE_APISERVER ($KUBE_APISERVER_VERSION); KUBECONFIG=$KUBECONFIG"
 step_done "starting the control plane"
 

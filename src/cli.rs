@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use journey_operator::control_plane::{ControlPlaneConfig, LocalControlPlane, vendored_etcd};
 use journey_operator::controller::reconciler::ControllerConfig;
 use journey_operator::controller::runner::{LeaderConfig, RunConfig};
 use journey_operator::dataplane::DataPlaneConfig;
@@ -28,17 +27,12 @@ pub struct Cli {
 pub enum Command {
     /// Print every CustomResourceDefinition of the project as YAML (the source of crds/).
     Crd,
-    /// Run a local control plane (etcd + kube-apiserver) in the foreground until interrupted.
-    ControlPlane(ControlPlaneArgs),
     /// Run the controller with the journey engine embedded (SQLite in --data-dir), or against
     /// a remote engine (--engine-url).
     Run(Box<RunArgs>),
     /// Run the journey engine as a service: the v1 engine API and the data plane, for
     /// controllers (`run --engine-url`) and tools that share it.
     Engine(EngineArgs),
-    /// Feed simulated profiles and events into a running operator's data plane and print a
-    /// live status table of the journeys in a namespace.
-    Demo(DemoArgs),
     /// What a change to journey manifests will do: lifecycle transitions, new versions, and
     /// whether the apiserver would reject it. Exit 0 admissible, 1 rejected, 2 usage error.
     Plan(PlanArgs),
@@ -76,21 +70,6 @@ pub enum PlanFormat {
     Text,
     Markdown,
     Json,
-}
-
-#[derive(clap::Args, Debug)]
-pub struct DemoArgs {
-    #[arg(long, default_value = "journeys-demo")]
-    pub namespace: String,
-    /// The data plane's base URL.
-    #[arg(long, default_value = "http://127.0.0.1:8090")]
-    pub data_plane: String,
-    #[arg(long, env = "JOURNEY_DATA_PLANE_TOKEN_FILE")]
-    pub token_file: PathBuf,
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
-    pub interval: Duration,
-    #[arg(long, default_value_t = 40)]
-    pub events_per_tick: usize,
 }
 
 #[derive(clap::Args, Debug)]
@@ -418,19 +397,6 @@ fn run_controller(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[derive(clap::Args, Debug)]
-pub struct ControlPlaneArgs {
-    /// Directory for certificates, kubeconfig, etcd data, logs and the audit log.
-    #[arg(long)]
-    pub dir: PathBuf,
-    /// The kube-apiserver binary (hack/build-kube-apiserver.sh builds and caches it).
-    #[arg(long, env = "KUBE_APISERVER")]
-    pub kube_apiserver: PathBuf,
-    /// The etcd binary (default: the one shipped by the etcd-bin-vendored crate).
-    #[arg(long, env = "ETCD")]
-    pub etcd: Option<PathBuf>,
-}
-
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Crd => {
@@ -438,81 +404,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             std::io::stdout().write_all(yaml.as_bytes())?;
             Ok(())
         }
-        Command::ControlPlane(args) => control_plane(args),
         Command::Run(args) => run_controller(*args),
         Command::Engine(args) => run_engine(args),
         Command::Plan(args) => plan(args),
-        Command::Demo(args) => {
-            let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(journey_operator::demo::run(
-                journey_operator::demo::DemoConfig {
-                    namespace: args.namespace,
-                    data_plane: args.data_plane,
-                    token_file: args.token_file,
-                    interval: args.interval,
-                    events_per_tick: args.events_per_tick,
-                },
-            ))?;
-            Ok(())
-        }
     }
-}
-
-fn control_plane(args: ControlPlaneArgs) -> anyhow::Result<()> {
-    // Die with the shell that started us; our children die with us (parent-death signals).
-    // SAFETY: prctl only changes a flag of this process.
-    unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-    }
-    let etcd = match args.etcd {
-        Some(path) => path,
-        None => vendored_etcd()?,
-    };
-    let config = ControlPlaneConfig {
-        dir: args.dir.clone(),
-        kube_apiserver: args.kube_apiserver.clone(),
-        etcd: etcd.clone(),
-    };
-    let mut plane =
-        LocalControlPlane::start(&config).context("starting the local control plane")?;
-    println!(
-        "control plane ready: kube-apiserver {} ({}) at {}, etcd {}",
-        args.kube_apiserver.display(),
-        plane.apiserver_version,
-        plane.server,
-        etcd.display()
-    );
-    println!("KUBECONFIG={}", plane.kubeconfig.display());
-    std::fs::write(
-        args.dir.join("ready"),
-        format!(
-            "KUBECONFIG={}\nKUBE_APISERVER_VERSION={}\nKUBE_AUDIT_LOG={}\n",
-            plane.kubeconfig.display(),
-            plane.apiserver_version,
-            plane.audit_log.display()
-        ),
-    )?;
-    std::io::stdout().flush()?;
-
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let outcome = runtime.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        loop {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => return Ok(()),
-                _ = term.recv() => return Ok(()),
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {
-                    if let Some((name, status)) = plane.exited() {
-                        anyhow::bail!("{name} exited unexpectedly ({status}); see its log in {}", args.dir.display());
-                    }
-                }
-            }
-        }
-    });
-    plane.stop();
-    outcome
 }
 
 fn plan(args: PlanArgs) -> anyhow::Result<()> {

@@ -25,7 +25,7 @@ fn free_port() -> Res<u16> {
 impl EngineServer {
     pub async fn start(binary: &Path, dir: &Path) -> Res<EngineServer> {
         std::fs::create_dir_all(dir)?;
-        journey_operator::control_plane::write_serving_certificates(dir)?;
+        xtask::control_plane::write_serving_certificates(dir)?;
         std::fs::write(dir.join("engine.token"), "bench-engine-token")?;
         let (api, ops) = (free_port()?, free_port()?);
         let log = std::fs::File::create(dir.join("engine.log"))?;

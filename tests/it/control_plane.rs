@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use journey_operator::api::Journey;
-use journey_operator::control_plane::{mint_client_cert, write_kubeconfig_for};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
+use xtask::control_plane::{mint_client_cert, write_kubeconfig_for};
 
 use crate::support::{self, kubectl};
 

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use journey_operator::api::Journey;
-use journey_operator::control_plane::{mint_client_cert, write_kubeconfig_for};
 use journey_operator::controller::metrics::Metrics;
 use journey_operator::controller::reconciler::ControllerConfig;
 use journey_operator::controller::runner::{RunConfig, run_controller};
@@ -14,6 +13,7 @@ use journey_operator::engine::{Engine, EngineConfig, JourneyEngine, SqliteStore,
 use kube::Api;
 use kube::runtime::wait::{Condition, await_condition};
 use tokio::sync::oneshot;
+use xtask::control_plane::{mint_client_cert, write_kubeconfig_for};
 
 use crate::support;
 

@@ -19,7 +19,7 @@ pub const CLUSTER_ID: &str = "test-cluster";
 
 /// A CA and a serving certificate for `localhost` and `127.0.0.1`, written into `dir`.
 pub fn write_certificates(dir: &Path) {
-    journey_operator::control_plane::write_serving_certificates(dir).expect("certificates");
+    xtask::control_plane::write_serving_certificates(dir).expect("certificates");
 }
 
 pub struct EngineProcess {

@@ -1,8 +1,8 @@
 //! The optional lifecycle-permission policy (manifests/policy/): only the publishers' group may
 //! publish, pause, resume, close or stop; editors may still change content.
 
-use journey_operator::control_plane::{mint_client_cert, write_kubeconfig_for};
 use serde_json::{Value, json};
+use xtask::control_plane::{mint_client_cert, write_kubeconfig_for};
 
 use crate::controller_support::manifest;
 use crate::support::{self, kubectl, kubectl_as};

@@ -1,4 +1,4 @@
-//! `journey-operator demo`: feeds simulated profiles and events into the engine's data plane so
+//! `xtask demo`: feeds simulated profiles and events into the engine's data plane so
 //! the example journeys visibly move, and prints a live status table until interrupted.
 
 use std::fmt::Write as _;
@@ -9,7 +9,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
-use crate::api::Journey;
+use journey_operator::api::Journey;
 
 #[derive(Debug, Clone)]
 pub struct DemoConfig {
@@ -25,7 +25,7 @@ pub struct DemoConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
     #[error("{0}")]
-    Token(#[from] crate::dataplane::DataPlaneError),
+    Token(#[from] journey_operator::dataplane::DataPlaneError),
     #[error("talking to Kubernetes: {0}")]
     Kube(#[from] kube::Error),
     #[error("talking to the data plane: {0}")]
@@ -41,9 +41,9 @@ async fn request_runs(journeys: &Api<Journey>, token: u64) -> Result<(), DemoErr
             .entry
             .audience
             .as_ref()
-            .is_some_and(|a| a.mode == crate::api::journey::AudienceMode::Read);
+            .is_some_and(|a| a.mode == journey_operator::api::journey::AudienceMode::Read);
         if reads {
-            let patch = json!({"metadata": {"annotations": {crate::api::annotations::RUN_REQUESTED_AT: format!("demo-{token}")}}});
+            let patch = json!({"metadata": {"annotations": {journey_operator::api::annotations::RUN_REQUESTED_AT: format!("demo-{token}")}}});
             journeys
                 .patch(
                     &j.name_any(),
@@ -108,8 +108,8 @@ fn simulated_batch(rng: &mut Lcg, n: usize) -> (Vec<(String, Value)>, Vec<Value>
 }
 
 pub async fn run(config: DemoConfig) -> Result<(), DemoError> {
-    let token = crate::dataplane::read_token_file(&config.token_file)?;
-    let http = crate::tls::http_client_builder()
+    let token = journey_operator::dataplane::read_token_file(&config.token_file)?;
+    let http = journey_operator::tls::http_client_builder()
         .timeout(Duration::from_secs(10))
         .build()?;
     let client = Client::try_default().await?;

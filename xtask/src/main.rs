@@ -1,0 +1,135 @@
+//! `xtask`: the project's development tasks, kept out of the shipped `journey-operator`
+//! binary: the local control plane the tests and `hack/run.sh` start, and the demo feeder.
+//! `cargo xtask <task>` runs it (`.cargo/config.toml`).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use xtask::control_plane::{ControlPlaneConfig, LocalControlPlane, vendored_etcd};
+
+#[derive(Parser, Debug)]
+#[command(name = "xtask", about = "journey-operator's development tasks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a local control plane (etcd + kube-apiserver) in the foreground until interrupted.
+    ControlPlane(ControlPlaneArgs),
+    /// Feed simulated profiles and events into a running operator's data plane and print a
+    /// live status table of the journeys in a namespace.
+    Demo(DemoArgs),
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    journey_operator::api::duration::parse_duration(text)
+        .ok_or_else(|| format!("{text:?} is not a duration like 30s, 5m or 1h"))
+}
+
+#[derive(clap::Args, Debug)]
+struct DemoArgs {
+    #[arg(long, default_value = "journeys-demo")]
+    namespace: String,
+    /// The data plane's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8090")]
+    data_plane: String,
+    #[arg(long, env = "JOURNEY_DATA_PLANE_TOKEN_FILE")]
+    token_file: PathBuf,
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    interval: Duration,
+    #[arg(long, default_value_t = 40)]
+    events_per_tick: usize,
+}
+
+#[derive(clap::Args, Debug)]
+struct ControlPlaneArgs {
+    /// Directory for certificates, kubeconfig, etcd data, logs and the audit log.
+    #[arg(long)]
+    dir: PathBuf,
+    /// The kube-apiserver binary (hack/build-kube-apiserver.sh builds and caches it).
+    #[arg(long, env = "KUBE_APISERVER")]
+    kube_apiserver: PathBuf,
+    /// The etcd binary (default: the one shipped by the etcd-bin-vendored crate).
+    #[arg(long, env = "ETCD")]
+    etcd: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    journey_operator::tls::ensure_crypto_provider();
+    match Cli::parse().command {
+        Command::ControlPlane(args) => control_plane(args),
+        Command::Demo(args) => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(xtask::demo::run(xtask::demo::DemoConfig {
+                namespace: args.namespace,
+                data_plane: args.data_plane,
+                token_file: args.token_file,
+                interval: args.interval,
+                events_per_tick: args.events_per_tick,
+            }))?;
+            Ok(())
+        }
+    }
+}
+
+fn control_plane(args: ControlPlaneArgs) -> anyhow::Result<()> {
+    // Die with the shell that started us; our children die with us (parent-death signals).
+    // SAFETY: prctl only changes a flag of this process.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+    }
+    let etcd = match args.etcd {
+        Some(path) => path,
+        None => vendored_etcd()?,
+    };
+    let config = ControlPlaneConfig {
+        dir: args.dir.clone(),
+        kube_apiserver: args.kube_apiserver.clone(),
+        etcd: etcd.clone(),
+    };
+    let mut plane =
+        LocalControlPlane::start(&config).context("starting the local control plane")?;
+    println!(
+        "control plane ready: kube-apiserver {} ({}) at {}, etcd {}",
+        args.kube_apiserver.display(),
+        plane.apiserver_version,
+        plane.server,
+        etcd.display()
+    );
+    println!("KUBECONFIG={}", plane.kubeconfig.display());
+    std::fs::write(
+        args.dir.join("ready"),
+        format!(
+            "KUBECONFIG={}\nKUBE_APISERVER_VERSION={}\nKUBE_AUDIT_LOG={}\n",
+            plane.kubeconfig.display(),
+            plane.apiserver_version,
+            plane.audit_log.display()
+        ),
+    )?;
+    std::io::stdout().flush()?;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let outcome = runtime.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return Ok(()),
+                _ = term.recv() => return Ok(()),
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                    if let Some((name, status)) = plane.exited() {
+                        anyhow::bail!("{name} exited unexpectedly ({status}); see its log in {}", args.dir.display());
+                    }
+                }
+            }
+        }
+    });
+    plane.stop();
+    outcome
+}
