@@ -44,7 +44,8 @@ pub async fn serve(mut config: EngineServiceConfig) -> Result<(), RunError> {
         // it answers: no scheduler runs in between, so tests over HTTP are deterministic.
         config.setup.scheduler_idle = None;
     }
-    let (engine, tasks) = open_engine(&config.setup, clock, &metrics)?;
+    // No Kubernetes here: credential failures are counted and logged, not published as events.
+    let (engine, tasks) = open_engine(&config.setup, clock, &metrics, None)?;
     config.api.metrics = Some(metrics.clone());
     if let Some(clock) = virtual_clock {
         let engine = engine.clone();

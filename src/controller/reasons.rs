@@ -39,6 +39,9 @@ pub const NOT_STOPPED: &str = "NotStopped";
 // Events only.
 pub const RESTART_NOT_ALLOWED: &str = "RestartNotAllowed";
 pub const RUN_REQUESTED: &str = "RunRequested";
+/// A Warning event on the journey: its webhook deliveries to a destination are not sent
+/// because the destination's credentials file cannot be read (retried with backoff).
+pub const WEBHOOK_CREDENTIALS_UNREADABLE: &str = "WebhookCredentialsUnreadable";
 pub const RUN_DEFERRED: &str = "RunDeferred";
 pub const RUN_REFUSED: &str = "RunRefused";
 pub const RESTARTED: &str = "Restarted";

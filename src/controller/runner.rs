@@ -24,6 +24,7 @@ use super::written::WrittenStatuses;
 use crate::dataplane::{DataPlaneConfig, DataPlaneError, DataPlaneServer};
 use crate::engine::DestinationConfig;
 use crate::engine::SqliteOptions;
+use crate::engine::webhook::CredentialError;
 use crate::engine::{
     ChangeCause, Engine, EngineConfig, EngineError, FeedChange, JourneyEngine, SqliteStore,
     SystemClock,
@@ -340,7 +341,10 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
                     destinations: config.destinations.clone(),
                     scheduler_idle: Some(config.scheduler_idle),
                 };
-                let (engine, tasks) = open_engine(&setup, Arc::new(SystemClock), &metrics)?;
+                let (failures, failed) = tokio::sync::mpsc::unbounded_channel();
+                let (engine, mut tasks) =
+                    open_engine(&setup, Arc::new(SystemClock), &metrics, Some(failures))?;
+                tasks.push(spawn_credential_events(client.clone(), &config, failed));
                 lazy.set(Arc::new(engine.clone()));
                 lazy_engine.set(Arc::new(engine.clone()));
                 let _ = serving_tx.send(true);
@@ -397,6 +401,7 @@ pub fn open_engine(
     setup: &EngineSetup,
     clock: Arc<dyn crate::engine::Clock>,
     metrics: &Arc<super::metrics::Metrics>,
+    credential_failures: Option<tokio::sync::mpsc::UnboundedSender<CredentialError>>,
 ) -> Result<(Engine<SqliteStore>, Vec<tokio::task::JoinHandle<()>>), RunError> {
     std::fs::create_dir_all(&setup.data_dir).map_err(|source| RunError::DataDir {
         dir: setup.data_dir.display().to_string(),
@@ -431,11 +436,62 @@ pub fn open_engine(
         Arc::new(transport),
         Duration::from_millis(200),
         metrics.clone(),
+        credential_failures,
     );
     tasks.push(sender);
     tasks.push(spawn_stats(engine.clone(), metrics.clone()));
     info!(db = %db.display(), "engine open; serving");
     Ok((engine, tasks))
+}
+
+/// Deliveries not sent for unreadable credentials become Warning events on their journey
+/// (`WebhookCredentialsUnreadable`); the recorder folds the retries of one journey and
+/// destination into one event's series.
+fn spawn_credential_events(
+    client: Client,
+    config: &RunConfig,
+    mut failed: tokio::sync::mpsc::UnboundedReceiver<CredentialError>,
+) -> tokio::task::JoinHandle<()> {
+    let recorder = EventRecorder::new(client, reporter(config));
+    tokio::spawn(async move {
+        while let Some(failure) = failed.recv().await {
+            let Some((namespace, name)) =
+                failure.journey.as_deref().and_then(|k| k.split_once('/'))
+            else {
+                continue;
+            };
+            let regarding = k8s_openapi::api::core::v1::ObjectReference {
+                api_version: Some("journey.dev/v1alpha1".into()),
+                kind: Some("Journey".into()),
+                namespace: Some(namespace.into()),
+                name: Some(name.into()),
+                ..Default::default()
+            };
+            let event = kube::runtime::events::Event {
+                type_: kube::runtime::events::EventType::Warning,
+                reason: super::reasons::WEBHOOK_CREDENTIALS_UNREADABLE.into(),
+                note: Some(format!(
+                    "webhook deliveries to destination {:?} are not sent: {}; they are retried with backoff and go out once the credentials file is readable",
+                    failure.destination, failure.reason
+                )),
+                action: "Deliver".into(),
+                secondary: None,
+            };
+            if let Err(e) = recorder.publish(&event, &regarding).await {
+                warn!(%e, "could not publish the credentials event");
+            }
+        }
+    })
+}
+
+fn reporter(config: &RunConfig) -> Reporter {
+    Reporter {
+        controller: "journey-operator".into(),
+        instance: config
+            .instance
+            .clone()
+            .unwrap_or_else(|| "journey-operator".into()),
+    }
 }
 
 /// How often the engine's gauges (due backlog, tick lag, outbox backlog) are read for
@@ -472,16 +528,7 @@ pub async fn run_controller(
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    let recorder = EventRecorder::new(
-        client.clone(),
-        Reporter {
-            controller: "journey-operator".into(),
-            instance: config
-                .instance
-                .clone()
-                .unwrap_or_else(|| "journey-operator".into()),
-        },
-    );
+    let recorder = EventRecorder::new(client.clone(), reporter(config));
     let written = Arc::new(WrittenStatuses::default());
     let ctx = Arc::new(Context::new(
         client,

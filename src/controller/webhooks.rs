@@ -13,7 +13,9 @@ use tracing::warn;
 use super::metrics::Metrics;
 use crate::engine::Engine;
 use crate::engine::store::Store;
-use crate::engine::webhook::{RateLimiter, SendOutcome, WebhookRequest, WebhookTransport};
+use crate::engine::webhook::{
+    CredentialError, RateLimiter, SendOutcome, WebhookRequest, WebhookTransport,
+};
 
 /// HTTP(S) POST of the delivery's JSON with an `Idempotency-Key` header. Redirects are
 /// not followed: a destination is exactly the URL the operator configured. The engine's sender
@@ -68,12 +70,15 @@ impl WebhookTransport for HttpTransport {
 }
 
 /// Sends due webhook deliveries until aborted: recovers the outbox first (deliveries that were
-/// being sent when the process died go out again under the same idempotency key).
+/// being sent when the process died go out again under the same idempotency key). Deliveries
+/// not sent for unreadable credentials are counted, and told to `credential_failures` when
+/// given (the embedded controller turns them into Warning events on the journey).
 pub fn spawn_sender<S: Store>(
     engine: Engine<S>,
     transport: Arc<dyn WebhookTransport>,
     idle: Duration,
     metrics: Arc<Metrics>,
+    credential_failures: Option<tokio::sync::mpsc::UnboundedSender<CredentialError>>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let recovering = engine.clone();
@@ -90,8 +95,11 @@ pub fn spawn_sender<S: Store>(
                     .await;
             let busy = match pass {
                 Ok(Ok(report)) => {
-                    for destination in &report.credential_errors {
-                        metrics.record_credential_error(destination);
+                    for failure in report.credential_errors {
+                        metrics.record_credential_error(&failure.destination);
+                        if let Some(tx) = &credential_failures {
+                            let _ = tx.send(failure);
+                        }
                     }
                     metrics.record_webhook_attempts(&report.attempts);
                     report.sent + report.retried + report.failed > 0

@@ -141,3 +141,79 @@ async fn killing_the_controller_during_a_resume_releases_every_profile_once() {
         .unwrap_or_default();
     assert_eq!(counts.held, 0);
 }
+
+/// A webhook destination whose credentials file cannot be read: nothing is sent, and the
+/// journey gets a Warning event `WebhookCredentialsUnreadable` naming the destination (the
+/// retries fold into that event's series).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_webhook_credentials_become_a_warning_event_on_the_journey() {
+    use k8s_openapi::api::events::v1::Event;
+    support::install_crds().await;
+    let client = support::client().await;
+    let ns = support::namespace(&client, "credentials").await;
+    let api: Api<Journey> = Api::namespaced(client.clone(), &ns);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let destinations = dir.path().join("destinations.yaml");
+    let missing = dir.path().join("no-such-token");
+    std::fs::write(
+        &destinations,
+        format!(
+            "webhooks:\n  crm:\n    url: http://127.0.0.1:9/hook\n    credentialsFile: {}\n",
+            missing.display()
+        ),
+    )
+    .expect("destinations");
+    let operator = Operator::start_with(
+        &ns,
+        "credentials",
+        &dir.path().join("data"),
+        false,
+        &[format!("--destinations={}", destinations.display())],
+    );
+    eventually("ready", async || operator.get("/readyz").await.0 == 200).await;
+    let spec = json!({
+        "state": "Published",
+        "entry": {"event": {"name": "Go"}},
+        "steps": [{"id": "notify", "action": {"channel": "webhook", "destination": "crm", "message": {"x": 1}}}]
+    });
+    apply(&ns, "hook", spec);
+    wait_for(&api, "hook", "Live", WAIT, in_phase(Phase::Live)).await;
+    assert_eq!(
+        operator
+            .post("/v1/events", &json!({"profileId": "p", "name": "Go"}))
+            .await,
+        202
+    );
+    let events: Api<Event> = Api::namespaced(client, &ns);
+    let warned = async || {
+        events
+            .list(&Default::default())
+            .await
+            .map(|l| {
+                l.items.into_iter().find(|e| {
+                    e.reason.as_deref() == Some("WebhookCredentialsUnreadable")
+                        && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("hook")
+                })
+            })
+            .ok()
+            .flatten()
+    };
+    eventually(
+        "a WebhookCredentialsUnreadable event on the journey",
+        async || warned().await.is_some(),
+    )
+    .await;
+    let event = warned().await.expect("the event");
+    assert_eq!(event.type_.as_deref(), Some("Warning"));
+    let note = event.note.unwrap_or_default();
+    assert!(note.contains("\"crm\""), "{note}");
+    assert!(
+        operator.deliveries(&format!("{ns}/hook")).await[0]["status"] == "Pending",
+        "not sent, retried"
+    );
+    let (_, metrics) = operator.get("/metrics").await;
+    assert!(
+        metrics.contains("journey_webhook_credential_errors_total{destination=\"crm\"}"),
+        "{metrics}"
+    );
+}

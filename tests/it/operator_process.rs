@@ -63,7 +63,8 @@ impl Operator {
         Self::start_with(ns, instance, data_dir, false, &args)
     }
 
-    fn start_with(
+    /// An embedded controller with more flags (`--destinations`, say).
+    pub fn start_with(
         ns: &str,
         instance: &str,
         data_dir: &Path,

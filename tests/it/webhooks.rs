@@ -85,6 +85,7 @@ async fn webhook_deliveries_are_posted_once_each_with_their_idempotency_key() {
         Arc::new(transport),
         Duration::from_millis(20),
         Arc::new(journey_operator::controller::metrics::Metrics::default()),
+        None,
     );
 
     let definition = serde_json::from_value(json!({

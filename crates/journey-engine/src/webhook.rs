@@ -118,10 +118,20 @@ pub struct SendReport {
     /// Claimed but not attempted because of the rate limit (back to Pending).
     pub throttled: usize,
     /// Not sent because the destination's credentials file could not be read (counted in
-    /// `retried` or `failed` too), by destination.
-    pub credential_errors: Vec<String>,
+    /// `retried` or `failed` too).
+    pub credential_errors: Vec<CredentialError>,
     /// Every delivery this pass settled or retried, with how long its request took.
     pub attempts: Vec<Attempt>,
+}
+
+/// A delivery not sent because its destination's credentials could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialError {
+    /// The journey's key (`namespace/name`), when it still exists.
+    pub journey: Option<String>,
+    pub destination: String,
+    /// Why the file could not be used (unreadable, empty), as the delivery records it.
+    pub reason: String,
 }
 
 /// What became of one delivery in a sender pass.
@@ -225,7 +235,14 @@ impl<S: Store> Engine<S> {
                 }
                 Err(reason) => {
                     tracing::warn!(destination = %d.destination, %reason, "webhook not sent");
-                    report.credential_errors.push(d.destination.clone());
+                    let journey = self
+                        .read(|tx| Ok(tx.journey_by_id(d.journey_id)?.map(|row| row.key)))
+                        .unwrap_or(None);
+                    report.credential_errors.push(CredentialError {
+                        journey,
+                        destination: d.destination.clone(),
+                        reason: reason.clone(),
+                    });
                     SendOutcome::Retry(reason)
                 }
             };

@@ -202,7 +202,13 @@ fn webhook_not_sent_without_its_credentials() {
     h.event("p", "Go", json!({}));
     let r = h.engine.send_webhooks_once(&t, &l, 100).expect("send");
     assert_eq!((r.sent, r.retried), (0, 1));
-    assert_eq!(r.credential_errors, vec!["crm".to_string()]);
+    assert_eq!(r.credential_errors.len(), 1);
+    let e = &r.credential_errors[0];
+    assert_eq!(
+        (e.journey.as_deref(), e.destination.as_str()),
+        (Some("ns/w"), "crm")
+    );
+    assert!(!e.reason.is_empty());
     assert!(t.seen.lock().expect("lock").is_empty(), "no request at all");
     let d = h.deliveries("ns/w");
     assert_eq!(d[0].status, DeliveryStatus::Pending);
