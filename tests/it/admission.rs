@@ -5,6 +5,7 @@
 use journey_operator::api::admission::cel_violations;
 use serde_json::{Value, json};
 
+use crate::builders::Spec;
 use crate::support::{self, kubectl};
 
 #[derive(Clone, Copy, Debug)]
@@ -35,15 +36,12 @@ struct Case {
 }
 
 fn base(state: &str) -> Value {
-    json!({
-        "state": state,
-        "entry": {"event": {"name": "AddToCart"}},
-        "exit": [{"event": {"name": "Purchase"}}],
-        "steps": [
-            {"id": "wait-1h", "wait": {"duration": "1h"}},
-            {"id": "remind", "action": {"channel": "email", "message": {"template": "cart"}}}
-        ]
-    })
+    Spec::on_event("AddToCart")
+        .state(state)
+        .exit_on("Purchase")
+        .wait("wait-1h", "1h")
+        .action("remind", "email", Some(json!({"template": "cart"})))
+        .build()
 }
 
 fn with(mut spec: Value, pointer: &str, value: Value) -> Value {
@@ -71,12 +69,7 @@ fn without(mut spec: Value, pointer: &str) -> Value {
 }
 
 fn object(name: &str, spec: &Value) -> Value {
-    json!({
-        "apiVersion": "journey.dev/v1alpha1",
-        "kind": "Journey",
-        "metadata": {"name": name},
-        "spec": spec
-    })
+    crate::builders::object(name, None, spec)
 }
 
 async fn run(cases: Vec<Case>) {

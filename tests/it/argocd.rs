@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use crate::controller_support::{apply, has_condition, in_phase, setup, wait_for};
 use crate::support::kubectl;
 
+use crate::builders::Spec;
 use crate::support::WAIT;
 
 fn health(object: &Value) -> (String, String) {
@@ -66,18 +67,12 @@ fn capture(ns: &str, name: &str, label: &str) -> Value {
 }
 
 fn spec(state: &str, wait: &str, extra: Value) -> Value {
-    let mut spec = json!({
-        "state": state,
-        "entry": {"event": {"name": "Go"}},
-        "steps": [
-            {"id": "wait", "wait": {"duration": wait}},
-            {"id": "send", "action": {"channel": "record"}}
-        ]
-    });
-    if let (Some(map), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
-        map.extend(extra.clone());
-    }
-    spec
+    Spec::on_event("Go")
+        .state(state)
+        .wait("wait", wait)
+        .action("send", "record", None)
+        .with(extra)
+        .build()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

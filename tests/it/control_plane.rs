@@ -8,20 +8,19 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use xtask::control_plane::{mint_client_cert, write_kubeconfig_for};
 
+use crate::builders::Spec;
 use crate::support::{self, kubectl};
 
 fn journey(name: &str, state: &str) -> Journey {
-    serde_json::from_value(serde_json::json!({
-        "apiVersion": "journey.dev/v1alpha1",
-        "kind": "Journey",
-        "metadata": {"name": name},
-        "spec": {
-            "state": state,
-            "entry": {"event": {"name": "SignedUp"}},
-            "steps": [{"id": "welcome", "action": {"channel": "email", "message": {"template": "welcome"}}}]
-        }
-    }))
-    .expect("journey")
+    let spec = Spec::on_event("SignedUp")
+        .state(state)
+        .action(
+            "welcome",
+            "email",
+            Some(serde_json::json!({"template": "welcome"})),
+        )
+        .build();
+    serde_json::from_value(crate::builders::object(name, None, &spec)).expect("journey")
 }
 
 #[tokio::test]

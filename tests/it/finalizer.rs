@@ -10,14 +10,14 @@ use serde_json::{Value, json};
 use crate::controller_support::{TestController, and, apply, in_phase, kubectl_blocking, wait_for};
 use crate::support::{self, kubectl};
 
+use crate::builders::Spec;
 use crate::support::WAIT;
 
 fn spec() -> Value {
-    json!({
-        "state": "Published",
-        "entry": {"event": {"name": "SignedUp"}},
-        "steps": [{"id": "welcome", "action": {"channel": "record", "message": {"template": "welcome"}}}]
-    })
+    Spec::on_event("SignedUp")
+        .state("Published")
+        .action("welcome", "record", Some(json!({"template": "welcome"})))
+        .build()
 }
 
 /// The controller's writes to `name` in the audit log: (verb, subresource).

@@ -79,8 +79,7 @@ fn edited(spec: &Value, to: JourneyState, edit: Edit) -> Value {
 }
 
 fn object(spec: &Value) -> Value {
-    json!({"apiVersion": "journey.dev/v1alpha1", "kind": "Journey",
-           "metadata": {"name": "j", "namespace": "team"}, "spec": spec})
+    crate::builders::object("j", Some("team"), spec)
 }
 
 fn declare(h: &Harness, spec: &Value) -> Result<Phase, EngineError> {

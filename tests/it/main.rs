@@ -3,6 +3,7 @@
 
 mod admission;
 mod argocd;
+mod builders;
 mod control_plane;
 mod controller;
 mod controller_support;

@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use journey_operator::api::Journey;
 use serde_json::{Value, json};
 
+use crate::builders::Spec;
 use crate::support;
 
 pub use crate::support::{WAIT, eventually};
@@ -208,18 +209,12 @@ impl Drop for Operator {
 /// The journey the process tests run: event entry, a 4 s wait, a `record` action; `extra`
 /// adds or replaces spec fields.
 pub fn journey(state: &str, extra: Value) -> Value {
-    let mut spec = json!({
-        "state": state,
-        "entry": {"event": {"name": "Go"}},
-        "steps": [
-            {"id": "wait", "wait": {"duration": "4s"}},
-            {"id": "send", "action": {"channel": "record", "message": {"template": "t"}}}
-        ]
-    });
-    if let (Some(map), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
-        map.extend(extra.clone());
-    }
-    spec
+    Spec::on_event("Go")
+        .state(state)
+        .wait("wait", "4s")
+        .action("send", "record", Some(json!({"template": "t"})))
+        .with(extra)
+        .build()
 }
 
 /// Everyone still in the wait when a pause landed is held at the action.
