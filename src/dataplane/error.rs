@@ -48,11 +48,15 @@ pub enum DataPlaneError {
 /// parameter or a path segment) when there is one; batch errors also carry the item `index`.
 /// (A batch is ingested in one transaction: one that fails wrote nothing, so there is no
 /// count of what was ingested before the failure.)
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[schemars(rename = "Error")]
 pub struct ErrorBody {
     pub error: String,
+    /// The offending input: a JSON path (`events[3].profileId`), a query parameter or a path
+    /// segment.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// Batch item at fault.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub index: Option<usize>,
 }

@@ -152,7 +152,7 @@ fn object_field(
 /// engine's job (a compile error is a 400 from there); here it only has to be a non-blank
 /// string of bounded size.
 pub fn filter(mut obj: Map<String, Value>) -> Result<String, ApiError> {
-    no_unknown_fields(&obj, &["filter"], "")?;
+    no_unknown_fields(&obj, FILTER_FIELDS, "")?;
     match obj.remove("filter") {
         Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= MAX_FILTER_BYTES => Ok(s),
         Some(Value::String(s)) if s.len() > MAX_FILTER_BYTES => Err(ApiError::bad_field(
@@ -171,7 +171,12 @@ pub fn filter(mut obj: Map<String, Value>) -> Result<String, ApiError> {
     }
 }
 
-const EVENT_FIELDS: &[&str] = &["profileId", "name", "payload"];
+/// The fields each body accepts (the OpenAPI schemas of `wire.rs` list the same: a test
+/// checks).
+pub(crate) const EVENT_FIELDS: &[&str] = &["profileId", "name", "payload"];
+pub(crate) const BATCH_FIELDS: &[&str] = &["events"];
+pub(crate) const PROFILE_FIELDS: &[&str] = &["attributes"];
+pub(crate) const FILTER_FIELDS: &[&str] = &["filter"];
 
 /// `{"profileId": "...", "name": "...", "payload": {...}}`; `payload` is optional (`{}`).
 pub fn event(mut obj: Map<String, Value>, prefix: &str) -> Result<EventInput, ApiError> {
@@ -189,7 +194,7 @@ pub fn event(mut obj: Map<String, Value>, prefix: &str) -> Result<EventInput, Ap
 /// `{"events": [event, ...]}` with 1 to `max` events, every one valid. The first invalid
 /// item rejects the whole batch; its error carries the item's index.
 pub fn batch(mut obj: Map<String, Value>, max: usize) -> Result<Vec<EventInput>, ApiError> {
-    no_unknown_fields(&obj, &["events"], "")?;
+    no_unknown_fields(&obj, BATCH_FIELDS, "")?;
     let items = match obj.remove("events") {
         Some(Value::Array(a)) => a,
         None | Some(Value::Null) => {
@@ -236,7 +241,7 @@ pub fn batch(mut obj: Map<String, Value>, max: usize) -> Result<Vec<EventInput>,
 
 /// `{"attributes": {...}}` (the profile's complete attributes: they replace the stored ones).
 pub fn profile_attributes(mut obj: Map<String, Value>) -> Result<Value, ApiError> {
-    no_unknown_fields(&obj, &["attributes"], "")?;
+    no_unknown_fields(&obj, PROFILE_FIELDS, "")?;
     object_field(&mut obj, "attributes", "", true)
 }
 

@@ -51,6 +51,7 @@ mod error;
 mod input;
 mod openapi;
 mod routes;
+mod wire;
 
 use std::future::Future;
 use std::net::SocketAddr;

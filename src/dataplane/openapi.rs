@@ -1,12 +1,21 @@
-//! The OpenAPI 3.0 document of the data plane, written by hand (served at `GET /openapi.json`).
-//! It describes exactly [`super::routes::ROUTES`]; a test checks both directions.
+//! The OpenAPI 3.0 document of the data plane (served at `GET /openapi.json`). Every schema is
+//! generated from the wire types (`super::wire`, `schemars`); the paths describe exactly
+//! [`super::routes::ROUTES`] (a test checks both directions).
 
-use serde_json::{Value, json};
+use schemars::JsonSchema;
+use schemars::generate::SchemaSettings;
+use serde_json::{Map, Value, json};
+
+use super::error::ErrorBody;
+use super::wire::{
+    Accepted, DeliveryList, EnrollmentList, Event, EventBatch, FilterCandidate, ProfileUpsert,
+    RunList,
+};
+use crate::engine::FilterMatches;
 
 use super::config::{
     DEFAULT_DELIVERIES_LIMIT, DEFAULT_ENROLLMENTS_LIMIT, DEFAULT_RUNS_LIMIT, Limits,
-    MAX_DELIVERIES_LIMIT, MAX_ENROLLMENTS_LIMIT, MAX_FILTER_BYTES, MAX_ID_BYTES, MAX_RUNS_LIMIT,
-    RETRY_AFTER_SECS,
+    MAX_DELIVERIES_LIMIT, MAX_ENROLLMENTS_LIMIT, MAX_ID_BYTES, MAX_RUNS_LIMIT, RETRY_AFTER_SECS,
 };
 
 fn error_response(description: &str) -> Value {
@@ -61,9 +70,36 @@ fn limit_param(default: i64, max: i64, what: &str) -> Value {
     })
 }
 
+/// The components' schemas, generated from the wire types; the batch's size is configured.
+fn schemas(max_batch: usize) -> Map<String, Value> {
+    let mut generator = SchemaSettings::openapi3().into_generator();
+    fn add<T: JsonSchema>(g: &mut schemars::SchemaGenerator) {
+        g.subschema_for::<T>();
+    }
+    add::<ErrorBody>(&mut generator);
+    add::<Event>(&mut generator);
+    add::<EventBatch>(&mut generator);
+    add::<ProfileUpsert>(&mut generator);
+    add::<Accepted>(&mut generator);
+    add::<DeliveryList>(&mut generator);
+    add::<RunList>(&mut generator);
+    add::<EnrollmentList>(&mut generator);
+    add::<FilterCandidate>(&mut generator);
+    add::<FilterMatches>(&mut generator);
+    let mut schemas = generator.take_definitions(true);
+    if let Some(events) = schemas
+        .get_mut("EventBatch")
+        .and_then(|b| b.pointer_mut("/properties/events"))
+    {
+        events["maxItems"] = json!(max_batch);
+    }
+    schemas
+}
+
 /// The document, with the configured limits filled in.
 pub fn document(limits: &Limits) -> Value {
     let max_batch = limits.max_batch_events;
+    let schemas = schemas(max_batch);
     let max_body = limits.max_body_bytes;
     let too_large = error_response(&format!(
         "The request body is larger than {max_body} bytes."
@@ -75,7 +111,7 @@ pub fn document(limits: &Limits) -> Value {
         "info": {
             "title": "journey-operator data plane",
             "version": "v1",
-            "description": "Feeds the journey engine with events and profiles and reads its deliveries and run history. Plain HTTP (no TLS): serve it inside the cluster network behind a Service. Only the replica holding the leader lease serves; a standby answers 503 with Retry-After. Times are milliseconds since the Unix epoch (UTC). Errors are JSON: {\"error\": message, \"field\": offending input (when there is one)}."
+            "description": "Feeds the journey engine with events and profiles and reads its deliveries, run history and where profiles are in a journey. HTTPS (the operator's TLS certificate; plain HTTP only with --insecure-plain-http, for loopback and tests). Only the replica holding the leader lease serves; a standby answers 503 with Retry-After. Times are milliseconds since the Unix epoch (UTC). Errors are JSON: {\"error\": message, \"field\": offending input (when there is one)}."
         },
         "security": [{"bearer": []}],
         "paths": {
@@ -206,122 +242,51 @@ pub fn document(limits: &Limits) -> Value {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "The token in the operator's data-plane token file (a Secret)."}
             },
-            "schemas": {
-                "Error": {
-                    "type": "object", "required": ["error"],
-                    "properties": {
-                        "error": {"type": "string"},
-                        "field": {"type": "string", "description": "Offending input, e.g. events[3].profileId, limit, profileId."},
-                        "index": {"type": "integer", "description": "Batch item at fault."}
-                    }
-                },
-                "Event": {
-                    "type": "object", "required": ["profileId", "name"], "additionalProperties": false,
-                    "properties": {
-                        "profileId": {"type": "string", "minLength": 1, "maxLength": MAX_ID_BYTES},
-                        "name": {"type": "string", "minLength": 1, "maxLength": MAX_ID_BYTES, "example": "AddToCart"},
-                        "payload": {"type": "object", "description": "Read by CEL conditions as `event` (default {}).", "additionalProperties": true}
-                    }
-                },
-                "EventBatch": {
-                    "type": "object", "required": ["events"], "additionalProperties": false,
-                    "properties": {
-                        "events": {"type": "array", "minItems": 1, "maxItems": max_batch, "items": {"$ref": "#/components/schemas/Event"}}
-                    }
-                },
-                "ProfileUpsert": {
-                    "type": "object", "required": ["attributes"], "additionalProperties": false,
-                    "properties": {
-                        "attributes": {"type": "object", "description": "Read by CEL conditions as `profile`.", "additionalProperties": true}
-                    }
-                },
-                "Accepted": {
-                    "type": "object", "required": ["accepted"],
-                    "properties": {"accepted": {"type": "integer", "description": "Events ingested."}}
-                },
-                "Delivery": {
-                    "type": "object",
-                    "required": ["idempotencyKey", "journeyId", "epoch", "version", "entryNo", "stepId", "profileId", "channel", "destination", "message", "status", "createdAt"],
-                    "properties": {
-                        "idempotencyKey": {"type": "string", "description": "Unique per delivery; sent as Idempotency-Key by webhooks."},
-                        "journeyId": {"type": "integer", "description": "Engine-internal journey id."},
-                        "epoch": {"type": "integer"},
-                        "version": {"type": "integer", "description": "Definition version that produced it."},
-                        "entryNo": {"type": "integer", "description": "The profile's entry number in the journey."},
-                        "stepId": {"type": "string"},
-                        "profileId": {"type": "string"},
-                        "channel": {"type": "string"},
-                        "destination": {"type": "string"},
-                        "message": {"description": "The step's message, as defined."},
-                        "status": {"type": "string", "enum": ["Recorded", "Pending", "Held", "Sent", "Cancelled"]},
-                        "createdAt": {"type": "integer", "format": "int64"}
-                    }
-                },
-                "DeliveryList": {
-                    "type": "object", "required": ["deliveries"],
-                    "properties": {"deliveries": {"type": "array", "items": {"$ref": "#/components/schemas/Delivery"}}}
-                },
-                "Run": {
-                    "type": "object", "required": ["runId", "kind", "startedAt", "entered", "outcome"],
-                    "properties": {
-                        "runId": {"type": "integer"},
-                        "kind": {"type": "string", "example": "RunNow"},
-                        "startedAt": {"type": "integer", "format": "int64"},
-                        "endedAt": {"type": "integer", "format": "int64", "nullable": true},
-                        "entered": {"type": "integer"},
-                        "outcome": {"type": "string", "example": "Succeeded"}
-                    }
-                },
-                "FilterCandidate": {
-                    "type": "object", "required": ["filter"], "additionalProperties": false,
-                    "properties": {
-                        "filter": {"type": "string", "minLength": 1, "maxLength": MAX_FILTER_BYTES, "description": "A CEL expression over `profile`, as in spec.globalFilter. 400 with field `filter` when it is refused: nested more than 32 levels deep (each bracket, call, member access, index, unary operator, ternary and operator of a chain adds one; a chain of && or || adds the log2 of its length), more than 3 comprehension macros nested in one another, a syntax error, a variable other than `profile`, or a result that is never a boolean (e.g. `1 + 2`).", "example": "has(profile.country) && profile.country == 'FR'"}
-                    }
-                },
-                "FilterMatches": {
-                    "type": "object", "required": ["inFlight", "matching", "evaluationErrors"],
-                    "properties": {
-                        "inFlight": {"type": "integer", "description": "Enrollments of the current epoch that are active, waiting, held or queued."},
-                        "matching": {"type": "integer", "description": "Of those, how many the filter matches (would be excluded)."},
-                        "evaluationErrors": {"type": "integer", "description": "Of those, how many the filter could not be evaluated on (e.g. a missing attribute without has()); the engine treats them as not matching."}
-                    }
-                },
-                "Enrollment": {
-                    "type": "object",
-                    "required": ["id", "profileId", "epoch", "version", "entryNo", "step", "state", "enteredAt"],
-                    "properties": {
-                        "id": {"type": "integer", "format": "int64"},
-                        "profileId": {"type": "string"},
-                        "epoch": {"type": "integer", "description": "The journey's restart epoch the entry belongs to."},
-                        "version": {"type": "integer", "description": "The definition version the entry runs."},
-                        "entryNo": {"type": "integer", "description": "The profile's entry number in this epoch, from 1."},
-                        "step": {"type": "string", "description": "The current step's id."},
-                        "state": {"type": "string", "enum": ["Active", "Waiting", "Held", "Queued", "Discarded", "Excluded", "Exited", "Completed"]},
-                        "dueAt": {"type": "integer", "format": "int64", "nullable": true},
-                        "enteredAt": {"type": "integer", "format": "int64"},
-                        "reason": {"type": "string", "nullable": true}
-                    }
-                },
-                "EnrollmentList": {
-                    "type": "object", "required": ["enrollments"],
-                    "properties": {
-                        "enrollments": {"type": "array", "items": {"$ref": "#/components/schemas/Enrollment"}},
-                        "nextAfter": {"type": "integer", "format": "int64", "description": "Pass as `after` for the next page; absent on the last page."}
-                    }
-                },
-                "RunList": {
-                    "type": "object", "required": ["runs"],
-                    "properties": {"runs": {"type": "array", "items": {"$ref": "#/components/schemas/Run"}}}
-                }
-            }
+            "schemas": schemas
         }
     })
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::input::{BATCH_FIELDS, EVENT_FIELDS, FILTER_FIELDS, PROFILE_FIELDS};
     use super::super::routes::ROUTES;
     use super::*;
+
+    /// The hand validation of request bodies (which names the offending field and item) and
+    /// the generated schemas accept the same fields, and the schemas refuse any other.
+    #[test]
+    fn request_schemas_list_the_fields_the_validation_accepts() {
+        let doc = document(&Limits::default());
+        for (schema, fields) in [
+            ("Event", EVENT_FIELDS),
+            ("EventBatch", BATCH_FIELDS),
+            ("ProfileUpsert", PROFILE_FIELDS),
+            ("FilterCandidate", FILTER_FIELDS),
+        ] {
+            let s = &doc["components"]["schemas"][schema];
+            let mut documented: Vec<&str> = s["properties"]
+                .as_object()
+                .unwrap_or_else(|| panic!("{schema} has properties"))
+                .keys()
+                .map(String::as_str)
+                .collect();
+            documented.sort_unstable();
+            let mut accepted = fields.to_vec();
+            accepted.sort_unstable();
+            assert_eq!(documented, accepted, "{schema}");
+            assert_eq!(s["additionalProperties"], json!(false), "{schema}");
+        }
+        assert_eq!(
+            doc["components"]["schemas"]["EventBatch"]["properties"]["events"]["maxItems"],
+            json!(Limits::default().max_batch_events)
+        );
+        let statuses = &doc["components"]["schemas"]["DeliveryStatus"];
+        assert!(
+            statuses.to_string().contains("Failed"),
+            "every delivery status is documented: {statuses}"
+        );
+    }
 
     /// Both directions: every served route is documented, and nothing else is.
     #[test]

@@ -11,7 +11,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use serde::Serialize;
 use tokio::sync::watch;
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
@@ -24,7 +23,8 @@ use super::config::{
 use super::error::{ApiError, engine_error};
 use super::input::{self, QueryParams};
 use super::openapi;
-use crate::engine::{DataPlane, Delivery, DeliveryStatus, EngineError, Millis, NewEvent};
+use super::wire::{Accepted, DeliveryList, DeliveryOut, EnrollmentList, RunList};
+use crate::engine::{DataPlane, EngineError, NewEvent};
 
 pub const EVENTS: &str = "/v1/events";
 pub const EVENTS_BATCH: &str = "/v1/events/batch";
@@ -231,11 +231,6 @@ fn json_body(
     input::json_object(&body)
 }
 
-#[derive(Debug, Serialize)]
-struct Accepted {
-    accepted: usize,
-}
-
 /// `POST /v1/events`: 202 `{"accepted": 1}` once the event is stored and matched against
 /// every journey (entries, exits, waits); deliveries follow as the scheduler advances.
 async fn ingest_event(
@@ -301,48 +296,6 @@ async fn upsert_profile(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// A delivery on the wire (camelCase, stable). Times are milliseconds since the Unix epoch.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct DeliveryOut {
-    idempotency_key: String,
-    journey_id: i64,
-    epoch: i64,
-    version: i64,
-    entry_no: i64,
-    step_id: String,
-    profile_id: String,
-    channel: String,
-    destination: String,
-    message: serde_json::Value,
-    status: DeliveryStatus,
-    created_at: Millis,
-}
-
-impl From<Delivery> for DeliveryOut {
-    fn from(d: Delivery) -> Self {
-        Self {
-            idempotency_key: d.idempotency_key(),
-            journey_id: d.journey_id,
-            epoch: d.epoch,
-            version: d.version,
-            entry_no: d.entry_no,
-            step_id: d.step_id,
-            profile_id: d.profile_id,
-            channel: d.channel,
-            destination: d.destination,
-            message: d.message,
-            status: d.status,
-            created_at: d.created_at,
-        }
-    }
-}
-
-#[derive(Debug, Serialize)]
-struct DeliveryList {
-    deliveries: Vec<DeliveryOut>,
-}
-
 /// `GET /v1/deliveries?journey=ns/name&profile=id&limit=n`: oldest first.
 async fn list_deliveries(
     State(state): State<AppState>,
@@ -373,11 +326,6 @@ async fn list_deliveries(
     }))
 }
 
-#[derive(Debug, Serialize)]
-struct RunList {
-    runs: Vec<crate::engine::store::RunRecord>,
-}
-
 /// `GET /v1/journeys/{namespace}/{name}/runs?limit=n`: newest first; 404 for an unknown journey.
 async fn run_history(
     State(state): State<AppState>,
@@ -395,15 +343,6 @@ async fn run_history(
         .await
         .map_err(engine_error)?;
     Ok(Json(RunList { runs }))
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct EnrollmentList {
-    enrollments: Vec<crate::engine::EnrollmentView>,
-    /// The `after` of the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next_after: Option<i64>,
 }
 
 /// `GET /v1/journeys/{namespace}/{name}/enrollments?profile=id&after=n&limit=n`: where each
