@@ -232,8 +232,8 @@ pub trait FeedTx {
 }
 
 /// One write (or read) transaction. Object safe.
-pub trait StoreTx: FeedTx {
-    // journeys
+/// Journeys (their runtime state) and their definition versions.
+pub trait JourneyTx {
     fn journey_for_update(&mut self, key: &str) -> Result<Option<JourneyRow>>;
     fn journey_by_id(&mut self, id: i64) -> Result<Option<JourneyRow>>;
     fn list_journeys(&mut self) -> Result<Vec<JourneyRow>>;
@@ -244,7 +244,6 @@ pub trait StoreTx: FeedTx {
     /// Removes a journey with its versions, enrollments, deliveries and runs.
     fn delete_journey(&mut self, id: i64) -> Result<()>;
 
-    // versions
     fn latest_version(&mut self, journey_id: i64) -> Result<Option<(i64, String)>>;
     fn version_definition(&mut self, journey_id: i64, version: i64) -> Result<Option<String>>;
     fn insert_version(
@@ -255,8 +254,10 @@ pub trait StoreTx: FeedTx {
         definition: &str,
         at: Millis,
     ) -> Result<()>;
+}
 
-    // profiles & events
+/// Profiles and the events ingested about them.
+pub trait ProfileTx {
     /// Inserts or replaces attributes; returns the profile and its previous attributes.
     fn upsert_profile(
         &mut self,
@@ -276,8 +277,10 @@ pub trait StoreTx: FeedTx {
         payload: &serde_json::Value,
         at: Millis,
     ) -> Result<i64>;
+}
 
-    // enrollments
+/// Enrollments: each profile's passage through a journey, and the set-based updates the lifecycle makes to them.
+pub trait EnrollmentTx {
     fn insert_enrollment(&mut self, e: &Enrollment) -> Result<i64>;
     /// Writes an enrollment whose state was `old_state` before (the store
     /// maintains per-state counters).
@@ -342,7 +345,6 @@ pub trait StoreTx: FeedTx {
     fn count_state_all_journeys(&mut self, state: EnrollmentState) -> Result<i64>;
     fn count_nonterminal(&mut self, journey_id: i64) -> Result<i64>;
 
-    // set-based updates
     /// Non-terminal (except queued) enrollments whose deadline is in
     /// `(after, now]` -> exited(reason). Deadlines never move and are always in
     /// the future when set, so sweeping from the previous sweep time is exact.
@@ -391,8 +393,10 @@ pub trait StoreTx: FeedTx {
     ) -> Result<i64>;
     /// Distinct versions of non-terminal enrollments.
     fn live_versions(&mut self, journey_id: i64) -> Result<Vec<i64>>;
+}
 
-    // deliveries
+/// Deliveries: the exactly-once record of every message, and the webhook outbox.
+pub trait DeliveryTx {
     /// Inserts unless the idempotency key exists; returns whether inserted.
     fn insert_delivery(&mut self, d: &Delivery) -> Result<bool>;
     fn set_delivery_status(
@@ -421,8 +425,10 @@ pub trait StoreTx: FeedTx {
     fn delivery_attempts(&mut self, d: &Delivery) -> Result<i64>;
     /// Sending -> Pending (startup recovery); returns the count.
     fn reset_sending(&mut self) -> Result<i64>;
+}
 
-    // runs & tokens
+/// Audience-read runs and the request tokens already handled.
+pub trait RunTx {
     fn insert_run(&mut self, journey_id: i64, kind: &str, started_at: Millis) -> Result<i64>;
     fn update_run(
         &mut self,
@@ -436,6 +442,12 @@ pub trait StoreTx: FeedTx {
     fn handled_token(&mut self, key: &str, kind: &str) -> Result<Option<String>>;
     fn set_handled_token(&mut self, key: &str, kind: &str, token: &str) -> Result<()>;
 }
+
+/// Everything one transaction can do: the job traits together. Every backend implements the
+/// job traits; this one comes with them.
+pub trait StoreTx: FeedTx + JourneyTx + ProfileTx + EnrollmentTx + DeliveryTx + RunTx {}
+
+impl<T: FeedTx + JourneyTx + ProfileTx + EnrollmentTx + DeliveryTx + RunTx> StoreTx for T {}
 
 /// A transactional store. The caller's closure returns its own error type (the engine's), so
 /// a rule it enforces inside the transaction rolls the transaction back like a store error
