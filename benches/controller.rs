@@ -274,6 +274,18 @@ impl Operator {
         (field("VmRSS:"), field("VmHWM:"))
     }
 
+    /// (RssAnon, RssFile) in KiB: the heap and stacks vs the mapped binary and libraries.
+    fn memory_split(&self) -> (u64, u64) {
+        let text = read_proc(&format!("/proc/{}/status", self.child.id()));
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap_or(0)
+        };
+        (field("RssAnon:"), field("RssFile:"))
+    }
+
     /// SIGTERM, then wait (SIGKILL after 10 s).
     fn stop(mut self) {
         // SAFETY: plain kill(2) on our own child's pid.
@@ -576,14 +588,17 @@ async fn memory(bench: &Bench) -> Res<()> {
             // Let the tail of the work (events, scheduler) settle before sampling.
             tokio::time::sleep(Duration::from_secs(5)).await;
             let (rss, hwm) = op.memory();
+            let (anon, file) = op.memory_split();
             let reconciles = op.reconciles().await;
             let writes = op.status_writes().await;
             op.stop();
             let (rss, hwm) = (rss as f64 / 1024.0, hwm as f64 / 1024.0);
             println!(
-                "memory run {run}, {}: VmRSS {rss:.1} MiB, VmHWM {hwm:.1} MiB (all reconciled after {reconciled:.1}s; \
+                "memory run {run}, {}: VmRSS {rss:.1} MiB (RssAnon {:.1}, RssFile {:.1}), VmHWM {hwm:.1} MiB (all reconciled after {reconciled:.1}s; \
                  reconciles {reconciles}, status writes {writes}; load {before} -> {})",
                 binary.display(),
+                anon as f64 / 1024.0,
+                file as f64 / 1024.0,
                 load()
             );
             rss_runs[b].push(rss);
