@@ -94,6 +94,10 @@ pub struct RunArgs {
     /// How often the engine scheduler looks for due work when nothing woke it.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub scheduler_idle: Duration,
+    /// How often the engine's gauges (due backlog, tick lag, outbox backlog) are read from the
+    /// store for /metrics; each reading is O(journeys + backlog). `off` disables them.
+    #[arg(long, default_value = "15s", value_parser = parse_refresh)]
+    pub engine_metrics_refresh: Refresh,
     /// Log format: text or json.
     #[arg(long, env = "JOURNEY_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
@@ -209,6 +213,10 @@ pub struct EngineArgs {
     /// How often the scheduler looks for due work when nothing woke it.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub scheduler_idle: Duration,
+    /// How often the engine's gauges (due backlog, tick lag, outbox backlog) are read from the
+    /// store for /metrics; each reading is O(journeys + backlog). `off` disables them.
+    #[arg(long, default_value = "15s", value_parser = parse_refresh)]
+    pub engine_metrics_refresh: Refresh,
     /// The webhook destinations (as for `run`).
     #[arg(long, env = "JOURNEY_DESTINATIONS")]
     pub destinations: Option<PathBuf>,
@@ -229,6 +237,18 @@ pub enum LogFormat {
 }
 
 /// Flags take the API's durations, plus milliseconds (`100ms`) for fine-grained intervals.
+/// A refresh interval, or `off` (`None`). A newtype: clap reads an `Option` field as an
+/// optional flag, not as a value that may say "none".
+#[derive(Debug, Clone, Copy)]
+pub struct Refresh(pub Option<Duration>);
+
+fn parse_refresh(text: &str) -> Result<Refresh, String> {
+    match text {
+        "off" => Ok(Refresh(None)),
+        _ => parse_duration(text).map(|d| Refresh(Some(d))),
+    }
+}
+
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let millis = text.strip_suffix("ms").and_then(|n| n.parse::<u64>().ok());
     millis
@@ -292,6 +312,7 @@ fn run_engine(args: EngineArgs) -> anyhow::Result<()> {
             cache_mib: args.engine_cache_mib,
             destinations,
             scheduler_idle: Some(args.scheduler_idle),
+            engine_metrics_refresh: args.engine_metrics_refresh.0,
         },
         api: journey_operator::engine_api::EngineApiConfig {
             listen: args.engine_api_addr,
@@ -344,6 +365,7 @@ fn run_controller(args: RunArgs) -> anyhow::Result<()> {
             destinations: Some(known),
         },
         scheduler_idle: args.scheduler_idle,
+        engine_metrics_refresh: args.engine_metrics_refresh.0,
         instance: args.instance.clone(),
         ops_addr: ops_addr(&args.ops_addr)?,
         data_plane: args
@@ -457,4 +479,51 @@ fn plan(args: PlanArgs) -> anyhow::Result<()> {
     print!("{out}");
     std::io::stdout().flush()?;
     std::process::exit(if result.admissible() { 0 } else { 1 });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every subcommand's arguments parse into their types (clap checks a field's type only
+    /// when it reads the matches, so a wrong pairing of type and parser shows only here).
+    #[test]
+    fn the_subcommands_parse_with_their_defaults_and_flags() {
+        let parse =
+            |args: &[&str]| Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        let Command::Run(run) = parse(&["journey-operator", "run"]).command else {
+            panic!("run")
+        };
+        assert_eq!(run.engine_metrics_refresh.0, Some(Duration::from_secs(15)));
+        let Command::Run(run) = parse(&[
+            "journey-operator",
+            "run",
+            "--engine-metrics-refresh=off",
+            "--resync=1h",
+        ])
+        .command
+        else {
+            panic!("run")
+        };
+        assert!(run.engine_metrics_refresh.0.is_none());
+        let Command::Engine(engine) = parse(&[
+            "journey-operator",
+            "engine",
+            "--engine-token-file=/t",
+            "--engine-metrics-refresh=2s",
+        ])
+        .command
+        else {
+            panic!("engine")
+        };
+        assert_eq!(
+            engine.engine_metrics_refresh.0,
+            Some(Duration::from_secs(2))
+        );
+        parse(&["journey-operator", "crd"]);
+        assert!(
+            Cli::try_parse_from(["journey-operator", "run", "--engine-metrics-refresh=soon"])
+                .is_err()
+        );
+    }
 }

@@ -41,6 +41,8 @@ pub struct RunConfig {
     pub controller: ControllerConfig,
     /// How often the engine's scheduler looks for due work when nothing woke it.
     pub scheduler_idle: Duration,
+    /// How often the engine's gauges are read for `/metrics` (`None`: never).
+    pub engine_metrics_refresh: Option<Duration>,
     /// Reporting instance for events (pod name).
     pub instance: Option<String>,
     /// `/healthz`, `/readyz` and `/metrics` are served here.
@@ -340,6 +342,7 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
                     cache_mib: config.engine_cache_mib,
                     destinations: config.destinations.clone(),
                     scheduler_idle: Some(config.scheduler_idle),
+                    engine_metrics_refresh: config.engine_metrics_refresh,
                 };
                 let (failures, failed) = tokio::sync::mpsc::unbounded_channel();
                 let (engine, mut tasks) =
@@ -393,6 +396,8 @@ pub struct EngineSetup {
     /// How long the scheduler sleeps when nothing is due; `None`: no scheduler runs, and the
     /// engine moves only when asked (a virtual-clock engine, whose time moves only on request).
     pub scheduler_idle: Option<Duration>,
+    /// How often the engine's gauges are read for `/metrics` (`None`: never).
+    pub engine_metrics_refresh: Option<Duration>,
 }
 
 /// Opens the engine on SQLite in `setup.data_dir`, with its scheduler and outbox sender
@@ -439,7 +444,9 @@ pub fn open_engine(
         credential_failures,
     );
     tasks.push(sender);
-    tasks.push(spawn_stats(engine.clone(), metrics.clone()));
+    if let Some(every) = setup.engine_metrics_refresh {
+        tasks.push(spawn_stats(engine.clone(), metrics.clone(), every));
+    }
     info!(db = %db.display(), "engine open; serving");
     Ok((engine, tasks))
 }
@@ -494,13 +501,12 @@ fn reporter(config: &RunConfig) -> Reporter {
     }
 }
 
-/// How often the engine's gauges (due backlog, tick lag, outbox backlog) are read for
-/// `/metrics`: each reading is one read transaction, O(journeys + backlog).
-const STATS_INTERVAL: Duration = Duration::from_secs(2);
-
+/// Reads the engine's gauges (due backlog, tick lag, outbox backlog) for `/metrics` every
+/// `every`: each reading is one read transaction, O(journeys + backlog).
 fn spawn_stats(
     engine: Engine<SqliteStore>,
     metrics: Arc<super::metrics::Metrics>,
+    every: Duration,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
@@ -510,7 +516,7 @@ fn spawn_stats(
                 Ok(Err(e)) => warn!(%e, "reading the engine's gauges failed"),
                 Err(e) => warn!(%e, "the engine's gauges task failed"),
             }
-            tokio::time::sleep(STATS_INTERVAL).await;
+            tokio::time::sleep(every).await;
         }
     })
 }

@@ -83,6 +83,7 @@ impl TestController {
                 destinations: None,
             },
             scheduler_idle: Duration::from_millis(50),
+            engine_metrics_refresh: Some(Duration::from_secs(1)),
             instance: Some(identity.clone()),
             ops_addr: None,
             data_plane: None,

@@ -87,6 +87,7 @@ impl EngineProcess {
             format!("--tls-cert-file={}", d.join("tls.crt").display()),
             format!("--tls-key-file={}", d.join("tls.key").display()),
             "--scheduler-idle=50ms".into(),
+            "--engine-metrics-refresh=1s".into(),
         ];
         if self.virtual_clock {
             args.push("--virtual-clock".into());
