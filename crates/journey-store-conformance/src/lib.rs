@@ -99,10 +99,19 @@ pub fn backlogs_for_the_gauges(store: &impl Store) {
     store
         .write(|tx: &mut dyn StoreTx| -> Result<()> {
             let (p, _) = tx.upsert_profile("b", &json!({}), 1)?;
-            for (n, due) in [(1, Some(100)), (2, Some(300)), (3, Some(900)), (4, None)] {
+            let journey = tx.insert_journey("gauges/j", "{}")?;
+            let before = tx.due_backlog(3)?.0;
+            // 99,999: enrollments of no journey (a deleted one's) are no backlog.
+            for (n, due, journey_id) in [
+                (1, Some(1), journey),
+                (2, Some(3), journey),
+                (3, Some(900), journey),
+                (4, None, journey),
+                (5, Some(1), 99_999),
+            ] {
                 tx.insert_enrollment(&Enrollment {
                     id: 0,
-                    journey_id: 42,
+                    journey_id,
                     epoch: 0,
                     version: 1,
                     profile_seq: p.seq,
@@ -118,9 +127,13 @@ pub fn backlogs_for_the_gauges(store: &impl Store) {
                     hops: 0,
                 })?;
             }
-            assert_eq!(tx.due_backlog(42, 300)?, (2, Some(100)));
-            assert_eq!(tx.due_backlog(42, 50)?, (0, None));
-            assert_eq!(tx.due_backlog(43, 1_000)?, (0, None), "another journey");
+            let (after, earliest) = tx.due_backlog(3)?;
+            assert_eq!((after - before, earliest), (2, Some(1)));
+            assert_eq!(
+                tx.due_backlog(0)?.0,
+                0,
+                "nothing due before the first due time"
+            );
             for (entry_no, destination, status) in [
                 (11, "crm", DeliveryStatus::Pending),
                 (12, "crm", DeliveryStatus::Pending),

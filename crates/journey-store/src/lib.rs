@@ -299,9 +299,10 @@ pub trait EnrollmentTx {
     /// The earliest `due_at` of the journey's enrollments (only `Active` ones when
     /// `active_only`): when the scheduler next has something to advance.
     fn next_due(&mut self, journey_id: i64, active_only: bool) -> Result<Option<Millis>>;
-    /// The journey's enrollments due at or before `now` (not yet advanced): how many, and the
-    /// earliest due time (the scheduler's lag).
-    fn due_backlog(&mut self, journey_id: i64, now: Millis) -> Result<(i64, Option<Millis>)>;
+    /// Every journey's enrollments due at or before `now` (not yet advanced): how many, and
+    /// the earliest due time (the scheduler's lag). One statement, no per-journey round trip:
+    /// the engine's gauges read it periodically.
+    fn due_backlog(&mut self, now: Millis) -> Result<(i64, Option<Millis>)>;
     /// The earliest deadline after `after` (a lower bound: terminal enrollments are included):
     /// when the global-timeout sweep next has something to do.
     fn next_deadline(&mut self, journey_id: i64, after: Millis) -> Result<Option<Millis>>;
