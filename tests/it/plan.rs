@@ -331,9 +331,18 @@ async fn plan_with_cluster_reports_who_a_pause_will_hold_and_a_filter_will_exclu
     // Without the data plane the plan says what it could not count, and why.
     let text = tokio::task::block_in_place(|| plan(&[]));
     assert!(text.contains("not counted (pass --data-plane"), "{text}");
-    // A wrong token is reported for that journey, not as a failed plan.
-    std::fs::write(&token_file, "wrong\n").expect("token");
-    let text = tokio::task::block_in_place(|| plan(&with_data_plane));
+    // A wrong token is reported for that journey, not as a failed plan. (A file of its own:
+    // the data plane re-reads its token file when it changes, so rewriting the shared one
+    // would change what it accepts too.)
+    let wrong_file = dir.path().join("wrong-token");
+    std::fs::write(&wrong_file, "wrong\n").expect("token");
+    let with_wrong_token = [
+        "--data-plane",
+        data_plane.as_str(),
+        "--data-plane-token-file",
+        wrong_file.to_str().expect("utf-8 path"),
+    ];
+    let text = tokio::task::block_in_place(|| plan(&with_wrong_token));
     assert!(text.contains("the data plane answered 401"), "{text}");
 
     let _ = stop.send(());
