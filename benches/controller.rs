@@ -262,28 +262,23 @@ impl Operator {
             .await
     }
 
+    /// A field of `/proc/<pid>/status` in KiB (0 when absent).
+    fn status_kib(&self, name: &str) -> u64 {
+        read_proc(&format!("/proc/{}/status", self.child.id()))
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
     /// (VmRSS, VmHWM) in KiB.
     fn memory(&self) -> (u64, u64) {
-        let text = read_proc(&format!("/proc/{}/status", self.child.id()));
-        let field = |name: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-                .unwrap_or(0)
-        };
-        (field("VmRSS:"), field("VmHWM:"))
+        (self.status_kib("VmRSS:"), self.status_kib("VmHWM:"))
     }
 
     /// (RssAnon, RssFile) in KiB: the heap and stacks vs the mapped binary and libraries.
     fn memory_split(&self) -> (u64, u64) {
-        let text = read_proc(&format!("/proc/{}/status", self.child.id()));
-        let field = |name: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-                .unwrap_or(0)
-        };
-        (field("RssAnon:"), field("RssFile:"))
+        (self.status_kib("RssAnon:"), self.status_kib("RssFile:"))
     }
 
     /// SIGTERM, then wait (SIGKILL after 10 s).
