@@ -2,18 +2,21 @@
 
 use super::*;
 
+/// A `SELECT id, key, runtime FROM journeys` row.
+fn journey_row(r: &Row<'_>) -> rusqlite::Result<JourneyRow> {
+    Ok(JourneyRow {
+        id: r.get(0)?,
+        key: r.get(1)?,
+        runtime: r.get(2)?,
+    })
+}
+
 impl JourneyTx for SqliteTx<'_> {
     fn journey_for_update(&mut self, key: &str) -> Result<Option<JourneyRow>> {
         self.tx
             .prepare_cached("SELECT id, key, runtime FROM journeys WHERE key = ?1")
             .ctx("prepare journey")?
-            .query_row([key], |r| {
-                Ok(JourneyRow {
-                    id: r.get(0)?,
-                    key: r.get(1)?,
-                    runtime: r.get(2)?,
-                })
-            })
+            .query_row([key], journey_row)
             .optional()
             .ctx("read journey")
     }
@@ -21,13 +24,7 @@ impl JourneyTx for SqliteTx<'_> {
         self.tx
             .prepare_cached("SELECT id, key, runtime FROM journeys WHERE id = ?1")
             .ctx("prepare journey")?
-            .query_row([id], |r| {
-                Ok(JourneyRow {
-                    id: r.get(0)?,
-                    key: r.get(1)?,
-                    runtime: r.get(2)?,
-                })
-            })
+            .query_row([id], journey_row)
             .optional()
             .ctx("read journey")
     }
@@ -47,15 +44,7 @@ impl JourneyTx for SqliteTx<'_> {
             .tx
             .prepare_cached("SELECT id, key, runtime FROM journeys ORDER BY id")
             .ctx("prepare journeys")?;
-        let rows = st
-            .query_map([], |r| {
-                Ok(JourneyRow {
-                    id: r.get(0)?,
-                    key: r.get(1)?,
-                    runtime: r.get(2)?,
-                })
-            })
-            .ctx("list journeys")?;
+        let rows = st.query_map([], journey_row).ctx("list journeys")?;
         rows.collect::<rusqlite::Result<Vec<_>>>()
             .ctx("list journeys")
     }
