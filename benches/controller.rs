@@ -408,7 +408,7 @@ async fn install_crds(client: &Client) -> Res<()> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/crds/journeys.journey.dev.yaml"
+        "/crds/journey.dev.yaml"
     ))?;
     for doc in serde_yaml::Deserializer::from_str(&text) {
         let crd: CustomResourceDefinition = serde::Deserialize::deserialize(doc)?;

@@ -122,6 +122,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         state: JourneyState::Published,
         requests: Default::default(),
         expected_revision: None,
+        hold: None,
     };
     client.declare("bench/j", declaration.clone()).await?;
     // Warm the connection pool and the engine's caches.

@@ -43,6 +43,13 @@ end
 
 local ready = condition(obj.status, "Ready")
 local isReady = ready ~= nil and ready.status == "True"
+-- An emergency hold (JourneyHold) is declared intent, not a failure: Suspended with its reason.
+local held = condition(obj.status, "Held")
+if held ~= nil and held.status == "True" then
+  hs.status = "Suspended"
+  hs.message = "Held: " .. (held.message or "")
+  return hs
+end
 if isReady and phase == "Paused" then
   hs.status = "Suspended"
   local pause = obj.status.pause or {}

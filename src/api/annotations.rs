@@ -7,3 +7,7 @@ pub const RUN_REQUESTED_AT: &str = "journey.dev/run-requested-at";
 pub const FULL_RUN_REQUESTED_AT: &str = "journey.dev/full-run-requested-at";
 /// Restart: every contact begins again (seed 003).
 pub const RESTART_REQUESTED_AT: &str = "journey.dev/restart-requested-at";
+
+/// Who created a `JourneyHold` or `ClusterJourneyHold`: stamped by the admission policy in
+/// `manifests/admission/`, never believed from the request.
+pub const CREATED_BY: &str = "journey.dev/created-by";

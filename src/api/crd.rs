@@ -6,6 +6,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 };
 use kube::CustomResourceExt;
 
+use super::hold::{ClusterJourneyHold, JourneyHold};
 use super::journey::Journey;
 use super::lifecycle::spec_transition_rules;
 
@@ -67,7 +68,11 @@ fn unwrap_descriptions(crd: CustomResourceDefinition) -> CustomResourceDefinitio
 
 /// Every CRD of the project.
 pub fn all() -> Vec<CustomResourceDefinition> {
-    vec![journey_crd()]
+    vec![
+        journey_crd(),
+        unwrap_descriptions(JourneyHold::crd()),
+        unwrap_descriptions(ClusterJourneyHold::crd()),
+    ]
 }
 
 /// All CRDs as one multi-document YAML stream: what `journey-operator crd` prints and what

@@ -33,9 +33,11 @@ pub const DNS_LABEL_PATTERN: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
     doc = "A customer journey run by the journey engine, with its declared lifecycle.",
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase","description":"What the engine is doing"}"#,
     printcolumn = r#"{"name":"Version","type":"integer","jsonPath":".status.version","description":"Engine version of the published definition"}"#,
-    printcolumn = r#"{"name":"Active","type":"integer","jsonPath":".status.profiles.active","description":"Profiles moving through the journey"}"#,
+    printcolumn = r#"{"name":"Inside","type":"integer","jsonPath":".status.profiles.inside","description":"Profiles inside the journey: active, waiting and held"}"#,
     printcolumn = r#"{"name":"Held","type":"integer","jsonPath":".status.profiles.held","description":"Profiles held at an action step by a pause"}"#,
+    printcolumn = r#"{"name":"HeldBy","type":"string","jsonPath":".status.pause.heldBy[0]","description":"The emergency hold keeping the journey paused"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    printcolumn = r#"{"name":"Active","type":"integer","jsonPath":".status.profiles.active","priority":1,"description":"Profiles moving between steps (not waiting, not held)"}"#,
     printcolumn = r#"{"name":"Mode","type":"string","jsonPath":".status.pause.mode","priority":1,"description":"Pause mode while paused"}"#,
     printcolumn = r#"{"name":"Filter","type":"string","jsonPath":".spec.globalFilter","priority":1,"description":"Global filter excluding profiles at action steps"}"#
 )]

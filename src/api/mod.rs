@@ -4,6 +4,7 @@ pub mod admission;
 pub mod annotations;
 pub mod crd;
 pub mod duration;
+pub mod hold;
 pub mod journey;
 pub mod schema_check;
 pub mod status;

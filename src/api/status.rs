@@ -20,7 +20,8 @@ pub mod condition_types {
     pub const RESUMING: &str = "Resuming";
     pub const COMPLETED: &str = "Completed";
     pub const STOPPED: &str = "Stopped";
-    pub const ALL: [&str; 8] = [
+    pub const HELD: &str = "Held";
+    pub const ALL: [&str; 9] = [
         READY,
         RECONCILING,
         STALLED,
@@ -29,6 +30,7 @@ pub mod condition_types {
         RESUMING,
         COMPLETED,
         STOPPED,
+        HELD,
     ];
 }
 
@@ -79,6 +81,11 @@ pub struct JourneyStatus {
 #[serde(rename_all = "camelCase")]
 pub struct ProfileCounts {
     pub entered: i64,
+    /// Profiles inside the journey now: active, waiting and held (queued entrances are not
+    /// inside yet). What the `Inside` column shows.
+    #[serde(default)]
+    pub inside: i64,
+    /// Profiles moving between steps (not waiting, not held).
     pub active: i64,
     pub waiting: i64,
     pub held: i64,
@@ -96,8 +103,13 @@ pub struct PauseStatus {
     pub mode: PauseMode,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// When `onExpiry` happens.
+    /// When `onExpiry` happens. While a hold applies this clock stands still; it moves out by
+    /// the held time when the last hold goes.
     pub expires_at: Time,
+    /// The emergency holds keeping the journey paused (`JourneyHold ns/name`,
+    /// `ClusterJourneyHold name`); empty when only the spec pauses it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held_by: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]

@@ -51,7 +51,8 @@ struct Body {
 }
 
 impl CachedJourney {
-    /// Keeps only what the controller reads: managed fields, labels, owner references, the
+    /// Keeps only what the controller reads (the labels, for the holds' selectors): managed
+    /// fields, owner references, the
     /// creation timestamp and every annotation but its own `journey.dev/` requests (GitOps
     /// tools add several per object: last-applied, tracking ids, sync options) are dropped.
     pub fn pack(journey: &Journey) -> Result<Self, CacheError> {
@@ -70,6 +71,7 @@ impl CachedJourney {
             generation: m.generation,
             deletion_timestamp: m.deletion_timestamp.clone(),
             finalizers: m.finalizers.clone(),
+            labels: m.labels.clone().filter(|l| !l.is_empty()),
             annotations: annotations.filter(|a| !a.is_empty()),
             ..ObjectMeta::default()
         };
@@ -169,7 +171,11 @@ mod tests {
         let cached: CachedJourney =
             serde_json::from_value(serde_json::to_value(journey()).expect("json")).expect("cached");
         assert!(cached.managed_fields().is_empty());
-        assert!(cached.labels().is_empty());
+        assert_eq!(
+            cached.labels().get("app").map(String::as_str),
+            Some("x"),
+            "holds select by labels"
+        );
         assert!(cached.owner_references().is_empty());
         assert!(
             !cached

@@ -2,6 +2,8 @@
 
 pub mod cache;
 pub mod events;
+pub mod hold_status;
+pub mod holds;
 pub mod lazy_engine;
 pub mod metrics;
 pub mod ops;

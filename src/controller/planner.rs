@@ -41,6 +41,8 @@ pub struct Observed<'a> {
     /// The engine definition and its content hash, when the spec translates.
     pub definition_hash: Option<&'a str>,
     pub engine: EngineView<'a>,
+    /// The emergency holds over the journey, merged (`holds::merge`); `None`: not held.
+    pub hold: Option<&'a engine::Hold>,
 }
 
 /// Why the planner leaves the engine alone.
@@ -64,6 +66,9 @@ pub enum Block {
 pub enum Command {
     ApplyDefinition,
     SetLifecycle(DesiredLifecycle),
+    /// Declare the holds over the journey (every declaration carries them; this one is sent
+    /// for them alone).
+    SetHold,
     Request(RequestKind, String),
 }
 
@@ -109,6 +114,7 @@ pub fn plan(observed: &Observed<'_>) -> Plan {
         EngineView::Unknown => None,
         EngineView::Known(s) => Some(s),
     };
+    let hold_changed = snapshot.is_some_and(|s| s.hold.as_ref() != observed.hold);
     if let Some(s) = snapshot {
         if s.phase == engine::Phase::Stopped && spec.state != JourneyState::Stopped {
             plan.block = Some(Block::EngineStopped {
@@ -131,6 +137,8 @@ pub fn plan(observed: &Observed<'_>) -> Plan {
             let definition_changed = observed.definition_hash != s.definition_hash.as_deref();
             if filter_changed || definition_changed {
                 plan.block = Some(Block::ChangeRequiresPause);
+            } else if hold_changed {
+                plan.commands.push(Command::SetHold);
             }
             // Never pause again: only a new transition into Paused starts a new pause.
             return plan;
@@ -162,6 +170,8 @@ pub fn plan(observed: &Observed<'_>) -> Plan {
     };
     if snapshot.is_none_or(|s| s.desired != desired) {
         plan.commands.push(Command::SetLifecycle(desired));
+    } else if hold_changed {
+        plan.commands.push(Command::SetHold);
     }
     let handled = |kind: RequestKind| {
         snapshot.and_then(|s| match kind {
@@ -195,6 +205,8 @@ pub struct StatusInput<'a> {
     pub restart_refused_locally: Option<&'a str>,
     pub previous: Option<&'a JourneyStatus>,
     pub now: &'a Time,
+    /// The ids of the active holds whose selectors match the journey (held or not).
+    pub matching_holds: &'a [String],
 }
 
 struct Cond {
@@ -269,6 +281,7 @@ pub fn desired_status(input: &StatusInput<'_>) -> JourneyStatus {
             mode: translate::pause_mode(p.mode),
             reason: p.reason.clone(),
             expires_at: translate::time(p.expires_at),
+            held_by: p.held_by.clone(),
         });
         status.resume = s.resume.as_ref().map(|r| ResumeStatus {
             started_at: translate::time(r.started_at),
@@ -295,6 +308,14 @@ pub fn desired_status(input: &StatusInput<'_>) -> JourneyStatus {
     }
 
     let expired = snapshot.is_some_and(|s| pause_expired(spec, s));
+    // A held journey is where it should be: the hold is declared intent, not a failure, so
+    // kstatus stays Current.
+    let held_by = status
+        .pause
+        .as_ref()
+        .map(|p| p.held_by.clone())
+        .unwrap_or_default();
+    let held = phase == Phase::Paused && !held_by.is_empty();
     let stalled = match input.block {
         Some(Block::Invalid(text)) => {
             Some(cond(ct::STALLED, true, r::INVALID_DEFINITION, text.clone()))
@@ -330,7 +351,7 @@ pub fn desired_status(input: &StatusInput<'_>) -> JourneyStatus {
             r::RESUMING,
             resume_message(&status),
         )),
-        _ if !expired && !settled(spec, phase) => Some(cond(
+        _ if !expired && !held && !settled(spec, phase) => Some(cond(
             ct::RECONCILING,
             true,
             r::APPLYING,
@@ -419,6 +440,21 @@ pub fn desired_status(input: &StatusInput<'_>) -> JourneyStatus {
     } else {
         cond(ct::STOPPED, false, r::NOT_STOPPED, "")
     });
+    conditions.push(if held {
+        cond(ct::HELD, true, r::EMERGENCY_HOLD, held_message(&status))
+    } else if input.matching_holds.is_empty() {
+        cond(ct::HELD, false, r::NOT_HELD, "")
+    } else {
+        cond(
+            ct::HELD,
+            false,
+            r::NOT_HELD,
+            format!(
+                "{} matches, but a {phase:?} journey is not held (holds pause Scheduled, Live, Resuming and Paused journeys)",
+                input.matching_holds.join(", ")
+            ),
+        )
+    });
 
     status.conditions = conditions
         .into_iter()
@@ -469,6 +505,21 @@ fn pause_message(status: &JourneyStatus) -> String {
                 .map(|r| format!(" ({r})"))
                 .unwrap_or_default(),
             p.expires_at.0
+        ),
+        None => String::new(),
+    }
+}
+
+fn held_message(status: &JourneyStatus) -> String {
+    match &status.pause {
+        Some(p) => format!(
+            "held by {} in mode {:?}{}; delete the hold (kubectl journey hold release) to release it",
+            p.held_by.join(", "),
+            p.mode,
+            p.reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default(),
         ),
         None => String::new(),
     }

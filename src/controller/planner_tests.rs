@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::planner::*;
 use crate::api::journey::JourneySpec;
-use crate::api::status::{JourneyStatus, Phase};
+use crate::api::status::{JourneyStatus, Phase, condition_types as ct};
 use crate::api::validate::Problem;
 use crate::engine::lifecycle::{PauseStatus, ResumeStatus, Transition, TransitionReason};
 use crate::engine::{self, DesiredLifecycle, PauseOptions, RequestKind, StatusSnapshot};
@@ -40,6 +40,7 @@ fn snapshot(phase: engine::Phase, desired: DesiredLifecycle) -> StatusSnapshot {
         pause: None,
         resume: None,
         global_filter: None,
+        hold: None,
         last_runs: Vec::new(),
         history: Vec::new(),
         last_handled_run_request: None,
@@ -63,6 +64,7 @@ fn plan_for(spec: &JourneySpec, engine: EngineView<'_>, tokens: &Tokens, hash: &
         problems: &[],
         definition_hash: Some(hash),
         engine,
+        hold: None,
     })
 }
 
@@ -76,6 +78,7 @@ fn status_for(spec: &JourneySpec, engine: EngineView<'_>, block: Option<&Block>)
         restart_refused_locally: None,
         previous: None,
         now: &now,
+        matching_holds: &[],
     })
 }
 
@@ -100,7 +103,11 @@ fn draft_touches_nothing_and_reports_draft() {
         ("True".into(), "Reconciled".into())
     );
     assert_eq!(condition(&st, "Published").0, "False");
-    assert_eq!(st.conditions.len(), 8, "all conditions always present");
+    assert_eq!(
+        st.conditions.len(),
+        ct::ALL.len(),
+        "all conditions always present"
+    );
 }
 
 #[test]
@@ -152,6 +159,7 @@ fn published_to_paused_in_each_mode_and_back() {
             mode: engine_mode,
             reason: None,
             expires_at: 2_000,
+            held_by: vec![],
         });
         let st = status_for(&s, EngineView::Known(&paused), None);
         assert_eq!(condition(&st, "Paused"), ("True".into(), "Paused".into()));
@@ -419,6 +427,7 @@ fn invalid_definitions_leave_the_engine_untouched_and_stall() {
         problems: &problems,
         definition_hash: Some(HASH),
         engine: EngineView::Unknown,
+        hold: None,
     });
     assert_eq!(p.commands, vec![]);
     let st = status_for(&s, EngineView::Unknown, p.block.as_ref());
@@ -476,6 +485,7 @@ fn transition_times_move_only_when_a_condition_flips() {
         restart_refused_locally: None,
         previous: Some(&first),
         now: &later,
+        matching_holds: &[],
     });
     assert_eq!(
         first, again,
@@ -531,4 +541,113 @@ fn a_refused_transition_is_stalled_illegal_transition_not_invalid_definition() {
         .find(|c| c.type_ == "Stalled")
         .expect("Stalled");
     assert_eq!(stalled.message, rule);
+}
+
+fn incident() -> engine::Hold {
+    engine::Hold {
+        mode: engine::PauseMode::Hold,
+        reason: "incident 4711 (JourneyHold ns/incident)".into(),
+        held_by: vec!["JourneyHold ns/incident".into()],
+    }
+}
+
+#[test]
+fn a_hold_is_declared_when_the_engine_does_not_have_it_yet() {
+    let s = spec("Published", json!({}));
+    let live = snapshot(engine::Phase::Live, DesiredLifecycle::Published);
+    let hold = incident();
+    let tokens = Tokens::default();
+    let observed = |hold| Observed {
+        spec: &s,
+        tokens: &tokens,
+        problems: &[],
+        definition_hash: Some(HASH),
+        engine: EngineView::Known(&live),
+        hold,
+    };
+    assert_eq!(
+        plan(&observed(Some(&hold))).commands,
+        vec![Command::SetHold]
+    );
+    assert_eq!(plan(&observed(None)).commands, vec![]);
+    let mut held = live.clone();
+    held.hold = Some(hold.clone());
+    let again = Observed {
+        engine: EngineView::Known(&held),
+        ..observed(Some(&hold))
+    };
+    assert_eq!(plan(&again).commands, vec![], "the engine has it");
+    let released = Observed {
+        engine: EngineView::Known(&held),
+        ..observed(None)
+    };
+    assert_eq!(plan(&released).commands, vec![Command::SetHold]);
+}
+
+#[test]
+fn a_held_journey_is_ready_paused_and_held_naming_the_hold() {
+    let s = spec("Published", json!({}));
+    let mut held = snapshot(engine::Phase::Paused, DesiredLifecycle::Published);
+    held.hold = Some(incident());
+    held.pause = Some(PauseStatus {
+        pause_id: 1,
+        since: 1_000,
+        mode: engine::PauseMode::Hold,
+        reason: Some(incident().reason),
+        expires_at: 2_000,
+        held_by: incident().held_by,
+    });
+    let st = status_for(&s, EngineView::Known(&held), None);
+    assert_eq!(
+        condition(&st, "Held"),
+        ("True".into(), "EmergencyHold".into())
+    );
+    assert_eq!(condition(&st, "Paused").0, "True");
+    // Declared intent, not a failure: kstatus stays Current.
+    assert_eq!(
+        condition(&st, "Ready"),
+        ("True".into(), "Reconciled".into())
+    );
+    assert_eq!(condition(&st, "Reconciling").0, "False");
+    let message = &st
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Held")
+        .expect("Held")
+        .message;
+    assert!(message.contains("JourneyHold ns/incident"), "{message}");
+    assert!(message.contains("incident 4711"), "{message}");
+    assert_eq!(
+        st.pause.expect("pause").held_by,
+        vec!["JourneyHold ns/incident".to_string()]
+    );
+}
+
+#[test]
+fn a_matching_hold_over_a_completed_journey_says_why_it_does_not_hold() {
+    let s = spec("Closed", json!({}));
+    let done = snapshot(engine::Phase::Completed, DesiredLifecycle::Closed);
+    let now = Time(Timestamp::from_second(1_800_000_000).expect("time"));
+    let ids = vec!["JourneyHold ns/incident".to_string()];
+    let st = desired_status(&StatusInput {
+        spec: &s,
+        generation: Some(3),
+        engine: EngineView::Known(&done),
+        block: None,
+        restart_refused_locally: None,
+        previous: None,
+        now: &now,
+        matching_holds: &ids,
+    });
+    assert_eq!(condition(&st, "Held"), ("False".into(), "NotHeld".into()));
+    let message = &st
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Held")
+        .expect("Held")
+        .message;
+    assert!(
+        message.contains("Completed journey is not held"),
+        "{message}"
+    );
 }

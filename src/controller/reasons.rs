@@ -36,6 +36,14 @@ pub const NOT_COMPLETED: &str = "NotCompleted";
 pub const STOPPED: &str = "Stopped";
 pub const STOPPED_BY_PAUSE_EXPIRY: &str = TransitionReason::StoppedByPauseExpiry.as_str();
 pub const NOT_STOPPED: &str = "NotStopped";
+/// `Held`: an emergency hold keeps the journey paused.
+pub const EMERGENCY_HOLD: &str = TransitionReason::EmergencyHold.as_str();
+pub const NOT_HELD: &str = "NotHeld";
+/// An event on a journey: the last hold over it is gone (deleted or expired).
+pub const HOLD_RELEASED: &str = TransitionReason::HoldReleased.as_str();
+/// Events on a hold: it expired, or it was deleted, and released its journeys.
+pub const HOLD_EXPIRED: &str = "Expired";
+pub const HOLD_DELETED: &str = "Released";
 // Events only.
 pub const RESTART_NOT_ALLOWED: &str = "RestartNotAllowed";
 pub const RUN_REQUESTED: &str = "RunRequested";

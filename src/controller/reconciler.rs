@@ -15,6 +15,7 @@ use tracing::{info, warn};
 
 use super::cache::{CacheError, CachedJourney};
 use super::events::EventRecorder;
+use super::holds::{self, HoldIndex};
 use super::planner::{self, Block, Command, EngineView, Observed, StatusInput, Tokens};
 use super::reasons as r;
 use super::translate;
@@ -49,6 +50,10 @@ pub struct Context {
     pub metrics: Arc<super::metrics::Metrics>,
     /// Statuses written that the watch cache may not hold yet.
     pub written: Arc<WrittenStatuses>,
+    /// The emergency holds (empty unless the controller watches them).
+    pub holds: HoldIndex,
+    /// Tells the holds' status loop which holds gained or lost a journey.
+    pub hold_nudges: Option<futures::channel::mpsc::UnboundedSender<String>>,
     counts_written: Mutex<HashMap<String, Instant>>,
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -69,6 +74,8 @@ impl Context {
             config,
             metrics,
             written,
+            holds: HoldIndex::default(),
+            hold_nudges: None,
             counts_written: Mutex::default(),
             failures: Mutex::default(),
         }
@@ -306,6 +313,8 @@ async fn apply(
         None => None,
     };
 
+    let matching = ctx.holds.matching(&ns, journey.labels(), Timestamp::now());
+    let hold = holds::merge(&matching);
     let mut snapshot_result = ctx.engine.status(&key).await;
     let (plan, engine_error) = {
         let view = engine_view(&snapshot_result);
@@ -315,6 +324,7 @@ async fn apply(
             problems: &problems,
             definition_hash: hash.as_deref(),
             engine: view,
+            hold: hold.as_ref(),
         });
         (
             plan,
@@ -329,6 +339,7 @@ async fn apply(
             &key,
             spec,
             definition.as_ref(),
+            hold.as_ref(),
             ctx,
             journey,
         )
@@ -359,6 +370,7 @@ async fn apply(
         restart_refused_locally: plan.restart_refused_locally.as_deref(),
         previous,
         now: &now,
+        matching_holds: &matching.iter().map(|h| h.id.clone()).collect::<Vec<_>>(),
     });
     if let Some(token) = &plan.restart_refused_locally
         && previous.and_then(|p| p.last_handled_restart_request.as_deref()) != Some(token.as_str())
@@ -409,6 +421,11 @@ async fn apply(
     if let Err(e) = snapshot_result {
         return Err(ReconcileError::Engine(e));
     }
+    // Come back when the first hold expires, to release the journey then.
+    let requeue = match (requeue, holds::next_expiry(&matching, Timestamp::now())) {
+        (Some(a), Some(b)) => Some(a.min(b + Duration::from_millis(200))),
+        (a, b) => a.or(b.map(|b| b + Duration::from_millis(200))),
+    };
     Ok(match (requeue, &block) {
         (Some(after), _) => Action::requeue(after.min(ctx.config.resync)),
         // The user must act: nothing to retry until the spec (or the engine) changes, and both
@@ -479,6 +496,7 @@ async fn declare(
     key: &str,
     spec: &crate::api::JourneySpec,
     definition: Option<&crate::engine::Definition>,
+    hold: Option<&crate::engine::Hold>,
     ctx: &Context,
     journey: &Journey,
 ) -> Result<Option<crate::engine::StatusSnapshot>, EngineError> {
@@ -506,6 +524,7 @@ async fn declare(
                 requests,
                 // The controller owns its journeys: the apiserver already ordered its changes.
                 expected_revision: None,
+                hold: hold.cloned(),
             },
         )
         .await?;
@@ -596,6 +615,7 @@ async fn announce(
             .await;
         }
     }
+    announce_holds(ctx, journey, previous, desired).await;
     // PauseExpired is a False condition (Paused=False), so the loop above never sees it.
     if let Some(c) = desired
         .conditions
@@ -611,6 +631,61 @@ async fn announce(
             EventType::Warning,
             r::PAUSE_EXPIRED,
             c.message.clone(),
+        )
+        .await;
+    }
+}
+
+/// Events when holds start or stop holding the journey, and a nudge to each hold's status.
+async fn announce_holds(
+    ctx: &Context,
+    journey: &Journey,
+    previous: Option<&JourneyStatus>,
+    desired: &JourneyStatus,
+) {
+    let held_by = |s: Option<&JourneyStatus>| {
+        s.and_then(|s| s.pause.as_ref())
+            .map(|p| p.held_by.clone())
+            .unwrap_or_default()
+    };
+    let (before, now) = (held_by(previous), held_by(Some(desired)));
+    if before == now {
+        return;
+    }
+    if let Some(nudges) = &ctx.hold_nudges {
+        for id in before.iter().chain(&now) {
+            let _ = nudges.unbounded_send(id.clone());
+        }
+    }
+    let reason = desired
+        .pause
+        .as_ref()
+        .and_then(|p| p.reason.clone())
+        .unwrap_or_default();
+    if now.is_empty() {
+        let rate = journey.spec.resume.as_ref().map_or(5000, |r| r.rate);
+        let next = match desired.phase {
+            Some(Phase::Paused) => "still paused by its spec".to_string(),
+            _ => format!("resuming at {rate} held profiles/s"),
+        };
+        publish(
+            ctx,
+            journey,
+            EventType::Normal,
+            r::HOLD_RELEASED,
+            format!(
+                "released by {} (deleted or expired); {next}",
+                before.join(", ")
+            ),
+        )
+        .await;
+    } else {
+        publish(
+            ctx,
+            journey,
+            EventType::Warning,
+            r::EMERGENCY_HOLD,
+            format!("held by {}: {reason}", now.join(", ")),
         )
         .await;
     }

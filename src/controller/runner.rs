@@ -15,12 +15,18 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use k8s_openapi::api::core::v1::Namespace;
+use kube::core::PartialObjectMeta;
+
 use super::cache::CachedJourney;
 use super::events::{EventRecorder, Reporter};
+use super::hold_status::{self, HoldContext};
+use super::holds::HoldIndex;
 use super::lazy_engine::{LazyDataPlane, LazyJourneyEngine};
 use super::reconciler::{self, Context, ControllerConfig};
 use super::webhooks::{HttpTransport, spawn_sender};
 use super::written::WrittenStatuses;
+use crate::api::hold::{ClusterJourneyHold, JourneyHold};
 use crate::dataplane::{DataPlaneConfig, DataPlaneError, DataPlaneServer};
 use crate::engine::DestinationConfig;
 use crate::engine::SqliteOptions;
@@ -111,8 +117,8 @@ pub enum RunError {
 /// exponentially (hack/bench-controller.sh measured under 1 journey/s that way on 2 cores).
 const MAX_CONCURRENT_RECONCILES: u16 = 16;
 
-/// What a reconcile acts on besides the engine: the spec (`generation`), deletion, finalizers
-/// and the `journey.dev/` request annotations. Watch events that change none of them — above
+/// What a reconcile acts on besides the engine: the spec (`generation`), deletion, finalizers,
+/// the labels (holds select by them) and the `journey.dev/` request annotations. Watch events that change none of them — above
 /// all the echo of the controller's own status writes — do not start a reconcile; the
 /// periodic resync still re-checks the status of every journey.
 pub(crate) fn reconcile_inputs(journey: &CachedJourney) -> Option<u64> {
@@ -126,6 +132,7 @@ pub(crate) fn reconcile_inputs(journey: &CachedJourney) -> Option<u64> {
         .map(|t| t.0.as_millisecond())
         .hash(&mut hasher);
     journey.meta().finalizers.hash(&mut hasher);
+    journey.meta().labels.hash(&mut hasher);
     journey
         .annotations()
         .iter()
@@ -536,14 +543,58 @@ pub async fn run_controller(
     };
     let recorder = EventRecorder::new(client.clone(), reporter(config));
     let written = Arc::new(WrittenStatuses::default());
-    let ctx = Arc::new(Context::new(
-        client,
+    let mut context = Context::new(
+        client.clone(),
         engine.clone(),
         recorder,
         config.controller.clone(),
         metrics,
         written.clone(),
-    ));
+    );
+
+    // The holds: one watch each fills the cache the journey reconciler reads and triggers the
+    // journeys a change may cover; the holds' status loop watches them on its own.
+    let hold_api: Api<JourneyHold> = match &config.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let cluster_hold_api: Api<ClusterJourneyHold> = Api::all(client.clone());
+    let (hold_store, hold_writer) = reflector::store();
+    let hold_changes = watcher(hold_api.clone(), watcher::Config::default())
+        .default_backoff()
+        .reflect(hold_writer)
+        .touched_objects();
+    let (cluster_hold_store, cluster_hold_writer) = reflector::store();
+    let cluster_hold_changes = watcher(cluster_hold_api.clone(), watcher::Config::default())
+        .default_backoff()
+        .reflect(cluster_hold_writer)
+        .touched_objects();
+    let (namespaces, namespace_writer) = reflector::store();
+    let namespace_changes = watcher(
+        Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(namespace_writer)
+    .touched_objects()
+    .predicate_filter(
+        |n: &PartialObjectMeta<Namespace>| {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            n.labels().hash(&mut h);
+            Some(h.finish())
+        },
+        Default::default(),
+    );
+    context.holds = HoldIndex {
+        holds: hold_store,
+        cluster_holds: cluster_hold_store,
+        namespaces: namespaces.clone(),
+    };
+    let (nudge_tx, nudges) = futures::channel::mpsc::unbounded::<String>();
+    context.hold_nudges = Some(nudge_tx);
+    let ctx = Arc::new(context);
+
     let (resync_tx, resync_rx) = futures::channel::mpsc::unbounded();
     let (reader, writer) = reflector::store();
     let stream = watcher(api, watcher::Config::default())
@@ -562,18 +613,107 @@ pub async fn run_controller(
         namespace = config.namespace.as_deref().unwrap_or("<all>"),
         "controller starting"
     );
-    Controller::for_stream(stream, reader)
+    let stop = CancellationToken::new();
+    let hold_context = Arc::new(HoldContext {
+        client: client.clone(),
+        journeys: reader.clone(),
+        namespaces,
+        recorder: EventRecorder::new(client.clone(), reporter(config)),
+    });
+    let (hold_nudges, cluster_hold_nudges) = split_nudges(nudges);
+    let holds = Controller::new(hold_api, watcher::Config::default())
+        .reconcile_on(hold_nudges)
+        .graceful_shutdown_on(stop.clone().cancelled_owned())
+        .run(
+            hold_status::reconcile,
+            hold_status::error_policy,
+            hold_context.clone(),
+        )
+        .for_each(|_| async {});
+    // A ClusterJourneyHold's status counts journeys of every namespace: only a controller that
+    // watches them all reports it (one watching a namespace still honours the hold).
+    let cluster_holds = config.namespace.is_none().then(|| {
+        Controller::new(cluster_hold_api, watcher::Config::default())
+            .reconcile_on(cluster_hold_nudges)
+            .graceful_shutdown_on(stop.clone().cancelled_owned())
+            .run(
+                hold_status::reconcile,
+                hold_status::error_policy,
+                hold_context,
+            )
+            .for_each(|_| async {})
+    });
+    let cluster_holds = async move {
+        if let Some(run) = cluster_holds {
+            run.await;
+        }
+    };
+    let in_namespace = journeys_in(reader.clone());
+    let in_namespace_of_hold = in_namespace.clone();
+    let everywhere = journeys_in(reader.clone());
+    let journeys = Controller::for_stream(stream, reader)
         .with_config(controller::Config::default().concurrency(MAX_CONCURRENT_RECONCILES))
         .reconcile_on(engine_triggers(engine.clone(), resync_tx))
         .reconcile_all_on(resync_rx)
-        .graceful_shutdown_on(shutdown)
+        .watches_stream(hold_changes, move |h: JourneyHold| {
+            in_namespace_of_hold(h.namespace().as_deref())
+        })
+        .watches_stream(cluster_hold_changes, move |_: ClusterJourneyHold| {
+            everywhere(None)
+        })
+        .watches_stream(namespace_changes, move |n: PartialObjectMeta<Namespace>| {
+            in_namespace(Some(n.name_any().as_str()))
+        })
+        .graceful_shutdown_on(async move {
+            shutdown.await;
+            stop.cancel();
+        })
         .run(reconciler::reconcile, reconciler::error_policy, ctx)
         .for_each(|result| async move {
             if let Err(e) = result {
                 tracing::debug!(%e, "reconcile loop");
             }
-        })
-        .await;
+        });
+    futures::join!(journeys, holds, cluster_holds);
+}
+
+type JourneysIn = Arc<dyn Fn(Option<&str>) -> Vec<ObjectRef<CachedJourney>> + Send + Sync>;
+
+/// The journeys of one namespace (`None`: all of them), as reconcile triggers: what a change
+/// to a hold or to a namespace's labels may cover.
+fn journeys_in(journeys: reflector::Store<CachedJourney>) -> JourneysIn {
+    Arc::new(move |namespace| {
+        journeys
+            .state()
+            .iter()
+            .filter(|j| namespace.is_none() || j.namespace().as_deref() == namespace)
+            .map(|j| ObjectRef::from_obj(j.as_ref()))
+            .collect()
+    })
+}
+
+/// Routes the journey reconciler's nudges (`JourneyHold ns/name`, `ClusterJourneyHold name`)
+/// to the status loop of each kind.
+#[allow(clippy::type_complexity)]
+fn split_nudges(
+    nudges: futures::channel::mpsc::UnboundedReceiver<String>,
+) -> (
+    futures::channel::mpsc::UnboundedReceiver<ObjectRef<JourneyHold>>,
+    futures::channel::mpsc::UnboundedReceiver<ObjectRef<ClusterJourneyHold>>,
+) {
+    let (namespaced_tx, namespaced) = futures::channel::mpsc::unbounded();
+    let (cluster_tx, cluster) = futures::channel::mpsc::unbounded();
+    tokio::spawn(nudges.for_each(move |id| {
+        if let Some(rest) = id.strip_prefix("JourneyHold ")
+            && let Some((ns, name)) = rest.split_once('/')
+        {
+            let _ = namespaced_tx.unbounded_send(ObjectRef::new(name).within(ns));
+        } else if let Some(name) = id.strip_prefix("ClusterJourneyHold ") {
+            let _ = cluster_tx.unbounded_send(ObjectRef::new(name));
+        }
+        async {}
+    }));
+    (namespaced, cluster)
 }
 
 #[cfg(test)]

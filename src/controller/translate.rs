@@ -47,6 +47,14 @@ pub fn pause_mode(m: engine::PauseMode) -> PauseMode {
     }
 }
 
+pub fn engine_pause_mode(m: PauseMode) -> engine::PauseMode {
+    match m {
+        PauseMode::Hold => engine::PauseMode::Hold,
+        PauseMode::Discard => engine::PauseMode::Discard,
+        PauseMode::EntryOnly => engine::PauseMode::EntryOnly,
+    }
+}
+
 /// Engine milliseconds as a Kubernetes time, truncated to the second: status compares at
 /// second precision, so sub-second jitter never causes a write.
 pub fn time(ms: engine::Millis) -> Time {
@@ -57,6 +65,8 @@ pub fn time(ms: engine::Millis) -> Time {
 pub fn profiles(c: &engine::ProfileCounts) -> status::ProfileCounts {
     status::ProfileCounts {
         entered: c.entered,
+        // Queued entrances are not inside yet: they enter when the pause ends.
+        inside: c.active + c.waiting + c.held,
         active: c.active,
         waiting: c.waiting,
         held: c.held,

@@ -16,12 +16,12 @@ use crate::support::kubectl;
 use crate::builders::Spec;
 use crate::support::WAIT;
 
-fn health(object: &Value) -> (String, String) {
+pub(crate) fn health(object: &Value) -> (String, String) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/argocd/health.lua");
     run_helper("ARGOCD_HEALTH", &[script], object)
 }
 
-fn kstatus(object: &Value) -> (String, String) {
+pub(crate) fn kstatus(object: &Value) -> (String, String) {
     run_helper("KSTATUS", &[], object)
 }
 

@@ -2,14 +2,14 @@
 
 use crate::support::kubectl;
 
-const CHECKED_IN: &str = include_str!("../../crds/journeys.journey.dev.yaml");
+const CHECKED_IN: &str = include_str!("../../crds/journey.dev.yaml");
 
 #[test]
 fn crds_directory_matches_the_generated_crds() {
     let generated = journey_operator::api::crd::to_yaml().expect("render");
     assert!(
         generated == CHECKED_IN,
-        "crds/ is stale: run `cargo run -- crd > crds/journeys.journey.dev.yaml`"
+        "crds/ is stale: run `cargo run -- crd > crds/journey.dev.yaml`"
     );
 }
 

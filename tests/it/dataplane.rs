@@ -135,6 +135,7 @@ impl Plane {
             state: JourneyState::Published,
             requests: Default::default(),
             expected_revision: None,
+            hold: None,
         };
         JourneyEngine::declare(&self.engine, key, declaration)
             .await

@@ -23,6 +23,7 @@ fn declaration(spec: Value, state: JourneyState) -> Declaration {
         state,
         requests: Requests::default(),
         expected_revision: None,
+        hold: None,
     }
 }
 

@@ -94,6 +94,7 @@ fn declare(h: &Harness, spec: &Value) -> Result<Phase, EngineError> {
                 state,
                 requests: Default::default(),
                 expected_revision: None,
+                hold: None,
             },
         )
         .map(|d| d.status.phase)

@@ -15,6 +15,7 @@ mod engine_service;
 mod examples;
 mod expression_limits;
 mod finalizer;
+mod holds;
 mod install;
 mod lifecycle_parity;
 mod operator;

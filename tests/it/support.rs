@@ -87,7 +87,7 @@ pub async fn install_crds() {
         let api: Api<CustomResourceDefinition> = Api::all(client.clone());
         let text = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/crds/journeys.journey.dev.yaml"
+            "/crds/journey.dev.yaml"
         ))
         .expect("reading crds/");
         for doc in serde_yaml::Deserializer::from_str(&text) {

@@ -101,6 +101,7 @@ async fn webhook_deliveries_are_posted_once_each_with_their_idempotency_key() {
                 state: journey_model::lifecycle::JourneyState::Published,
                 requests: Default::default(),
                 expected_revision: None,
+                hold: None,
             },
         )
         .await

@@ -2,7 +2,7 @@
 //! naming it, never a silently ignored setting.
 
 use journey_engine::definition::{Entry, ExitCriterion, PauseSpec, ResumeSpec, ScheduleSpec, Step};
-use journey_engine::{Definition, FeedPage, RequestResult, StatusSnapshot};
+use journey_engine::{Definition, FeedPage, Hold, RequestResult, StatusSnapshot};
 use journey_model::lifecycle::JourneyState;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -40,6 +40,10 @@ pub struct Lifecycle {
     /// How held profiles are released when a pause ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume: Option<ResumeSpec>,
+    /// An emergency hold: the journey is paused (Scheduled, Live, Resuming or Paused ones)
+    /// whatever `state` says, until a declaration without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<Hold>,
 }
 
 /// Run-control request tokens: each is handled exactly once; sending a handled token again
@@ -195,6 +199,7 @@ impl JourneyPut {
                 pause: lifecycle.pause,
             },
             state: lifecycle.state,
+            hold: lifecycle.hold,
             requests: journey_engine::Requests {
                 run: requests.run,
                 full_run: requests.full_run,
@@ -211,6 +216,7 @@ impl JourneyPut {
             state,
             requests,
             expected_revision,
+            hold,
         } = d;
         JourneyPut {
             definition: JourneyDefinition {
@@ -225,6 +231,7 @@ impl JourneyPut {
                 pause: definition.pause,
                 global_filter: definition.global_filter,
                 resume: definition.resume,
+                hold,
             },
             requests: Requests {
                 run: requests.run,

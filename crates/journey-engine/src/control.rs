@@ -182,6 +182,13 @@ impl<S: Store> Engine<S> {
                         let d = need_def(&def)?;
                         self.go_live(&mut rt, &d, now, TransitionReason::Published);
                     }
+                    // Resumed while a hold applies: the pause is the hold's now, and ends
+                    // when the hold does.
+                    Phase::Paused if rt.pause.as_ref().is_some_and(|p| p.held_since.is_some()) => {
+                        if let Some(p) = rt.pause.as_mut() {
+                            p.by_hold = true;
+                        }
+                    }
                     Phase::Paused => {
                         let d = need_def(&def)?;
                         self.end_pause(
@@ -201,10 +208,15 @@ impl<S: Store> Engine<S> {
                 DesiredLifecycle::Paused(opts) => match phase {
                     Phase::Closing | Phase::Completed | Phase::Stopped => {}
                     Phase::Paused => {
-                        // Same pause: update its options in place.
+                        // Same pause: update its options in place. A pause a hold started
+                        // becomes the declared one (the hold's mode is laid over it again
+                        // after this, while the hold lasts).
+                        let adopted = !matches!(rt.desired, DesiredLifecycle::Paused(_));
                         if let Some(p) = rt.pause.as_mut() {
                             p.options = opts.clone();
+                            p.by_hold &= !adopted;
                             p.expires_at = p.since
+                                + p.held_ms
                                 + opts
                                     .max_duration_ms
                                     .clamp(0, super::definition::MAX_PAUSE_MS);
@@ -218,7 +230,11 @@ impl<S: Store> Engine<S> {
                             if phase == Phase::Draft {
                                 self.go_live(&mut rt, &d, now, TransitionReason::Published);
                             }
-                            self.pause(tx, jid, &mut rt, opts, now)?;
+                            let reason = opts
+                                .reason
+                                .clone()
+                                .map_or(TransitionReason::Paused, TransitionReason::Other);
+                            self.pause(tx, jid, &mut rt, opts, now, reason)?;
                         }
                     }
                 },
@@ -291,6 +307,7 @@ impl<S: Store> Engine<S> {
         rt: &mut Runtime,
         opts: &PauseOptions,
         now: Millis,
+        reason: TransitionReason,
     ) -> Result<()> {
         rt.last_pause_id += 1;
         let max = opts
@@ -304,6 +321,9 @@ impl<S: Store> Engine<S> {
             version_at_pause: rt.version.unwrap_or(0),
             ended_at: None,
             end_reason: None,
+            by_hold: false,
+            held_since: None,
+            held_ms: 0,
         });
         rt.global_filter = opts.global_filter.clone();
         rt.resume = None;
@@ -322,10 +342,6 @@ impl<S: Store> Engine<S> {
             }
             PauseMode::EntryOnly => {}
         }
-        let reason = opts
-            .reason
-            .clone()
-            .map_or(TransitionReason::Paused, TransitionReason::Other);
         rt.record(Phase::Paused, now, reason);
         Ok(())
     }
@@ -702,6 +718,10 @@ impl<S: Store> Engine<S> {
                     mode: x.options.mode,
                     reason: x.options.reason.clone(),
                     expires_at: x.expires_at,
+                    held_by: match (&rt.hold, x.held_since) {
+                        (Some(h), Some(_)) => h.held_by.clone(),
+                        _ => Vec::new(),
+                    },
                 }),
                 resume: rt.resume.as_ref().map(|r| ResumeStatus {
                     started_at: r.started_at,
@@ -709,6 +729,7 @@ impl<S: Store> Engine<S> {
                     released: r.released,
                 }),
                 global_filter: rt.global_filter.clone(),
+                hold: rt.hold.clone(),
                 last_runs: tx.list_runs(row.id, 5)?,
                 history,
                 deferred_run: rt.read.deferred,

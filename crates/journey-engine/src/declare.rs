@@ -12,7 +12,7 @@ use super::core::*;
 use super::definition::Definition;
 use super::error::{EngineError, Result, json_err};
 use super::lifecycle::{
-    DesiredLifecycle, JourneyState, RequestKind, RequestOutcome, Runtime, StatusSnapshot,
+    DesiredLifecycle, Hold, JourneyState, RequestKind, RequestOutcome, Runtime, StatusSnapshot,
 };
 use super::store::{Store, StoreTx};
 use journey_model::lifecycle::{self as table, Change};
@@ -29,6 +29,8 @@ pub struct Declaration {
     /// Refuse with [`EngineError::RevisionConflict`] unless the journey's latest change is
     /// this revision (0: the journey must not exist yet).
     pub expected_revision: Option<i64>,
+    /// An emergency hold over the journey (paused whatever `state` says), or none.
+    pub hold: Option<Hold>,
 }
 
 /// Run-control request tokens; each token is handled once.
@@ -119,6 +121,7 @@ impl<S: Store> Engine<S> {
             state,
             requests,
             expected_revision,
+            hold,
         } = declaration;
         let desired = DesiredLifecycle::from_spec(state.as_str(), definition)?;
         check_filter(&desired)?;
@@ -152,6 +155,7 @@ impl<S: Store> Engine<S> {
             if current.as_ref().is_none_or(|s| s.desired != desired) {
                 self.set_lifecycle_in(tx, key, &desired, now)?;
             }
+            self.set_hold_in(tx, key, hold.as_ref(), now)?;
             remember(tx, key, &parts)?;
             let mut results = Vec::new();
             for (kind, token) in requests.iter() {

@@ -22,6 +22,7 @@ pub mod declare;
 pub mod definition;
 mod defs;
 pub mod destinations;
+pub mod hold;
 mod ingest;
 mod scheduler;
 /// The one duration parser lives in the model crate.
@@ -46,7 +47,7 @@ pub use destinations::{DestinationConfig, WebhookDestination};
 pub use error::{EngineError, Result};
 pub use feed::{FeedChange, FeedPage};
 pub use lifecycle::{
-    AppliedVersion, DesiredLifecycle, FilterMatches, LifecycleCommand, PauseOptions, Phase,
+    AppliedVersion, DesiredLifecycle, FilterMatches, Hold, LifecycleCommand, PauseOptions, Phase,
     ProfileCounts, RequestKind, RequestOutcome, StatusSnapshot,
 };
 pub use stats::EngineStats;

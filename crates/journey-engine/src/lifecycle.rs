@@ -132,6 +132,16 @@ pub struct PauseInfo {
     pub version_at_pause: i64,
     pub ended_at: Option<Millis>,
     pub end_reason: Option<String>,
+    /// The pause was started by an emergency hold, not by the declared state: releasing the
+    /// hold resumes the journey.
+    #[serde(default)]
+    pub by_hold: bool,
+    /// While a hold applies, the pause's own expiry clock stands still from this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_since: Option<Millis>,
+    /// Time spent under holds that have been released: the expiry moves out by it.
+    #[serde(default)]
+    pub held_ms: i64,
 }
 
 /// Release of held profiles (Resuming, or Closing after a pause).
@@ -229,6 +239,46 @@ pub struct Runtime {
     /// stored before declarations were kept, and for those driven by the fine-grained commands).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub declared: Option<super::declare::DeclaredParts>,
+    /// The emergency hold last declared (it applies while the journey is Scheduled, Live,
+    /// Resuming or Paused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<Hold>,
+}
+
+/// An emergency hold over the journey, declared besides its state (Kubernetes: one or more
+/// `JourneyHold`s). It pauses the journey whatever its state says, and a state change cannot
+/// lift it: only declaring no hold does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Hold {
+    /// How the held journey treats profiles (the strictest of the holds; the declared pause's
+    /// own mode counts too: Discard > Hold > EntryOnly).
+    pub mode: PauseMode,
+    /// Why, shown in the pause and its transition.
+    pub reason: String,
+    /// Who holds it (e.g. `JourneyHold ns/name`), for status.
+    #[serde(default)]
+    pub held_by: Vec<String>,
+}
+
+impl PauseMode {
+    /// Discard > Hold > EntryOnly: how much a mode stops.
+    pub fn strictness(self) -> u8 {
+        match self {
+            PauseMode::EntryOnly => 0,
+            PauseMode::Hold => 1,
+            PauseMode::Discard => 2,
+        }
+    }
+
+    /// The stricter of two modes.
+    pub fn strictest(self, other: PauseMode) -> PauseMode {
+        if other.strictness() > self.strictness() {
+            other
+        } else {
+            self
+        }
+    }
 }
 
 pub const HISTORY_KEPT: usize = 50;
@@ -300,7 +350,11 @@ pub struct PauseStatus {
     pub since: Millis,
     pub mode: PauseMode,
     pub reason: Option<String>,
+    /// When the declared pause's `onExpiry` happens; it does not come while a hold applies.
     pub expires_at: Millis,
+    /// The holds that keep the journey paused (empty when only its declared state does).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held_by: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
@@ -328,6 +382,9 @@ pub struct StatusSnapshot {
     pub pause: Option<PauseStatus>,
     pub resume: Option<ResumeStatus>,
     pub global_filter: Option<String>,
+    /// The hold last declared, whether or not it applies in this phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<Hold>,
     pub last_runs: Vec<RunRecord>,
     /// The last 10 transitions, oldest first.
     pub history: Vec<Transition>,

@@ -212,8 +212,11 @@ impl<S: Store> Engine<S> {
             {
                 self.close(tx, jid, &mut rt, now, TransitionReason::EndAt)?;
             }
+            // A hold suspends the pause's own expiry: `onExpiry: Stop` never stops a held
+            // journey.
             if rt.phase == Phase::Paused
                 && let Some(p) = &rt.pause
+                && p.held_since.is_none()
                 && p.expires_at <= now
             {
                 match p.options.on_expiry {

@@ -13,6 +13,7 @@ fn declaration(spec: serde_json::Value, state: JourneyState) -> Declaration {
         state,
         requests: Default::default(),
         expected_revision: None,
+        hold: None,
     }
 }
 

@@ -182,6 +182,7 @@ async fn async_api_is_object_safe() {
         state: journey_model::lifecycle::JourneyState::Published,
         requests: Default::default(),
         expected_revision: None,
+        hold: None,
     };
     let first = api
         .declare("ns/a", declaration.clone())

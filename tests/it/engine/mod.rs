@@ -7,6 +7,7 @@ mod declare;
 mod entrance;
 mod expressions;
 mod feed;
+mod holds;
 mod lifecycle;
 mod pause;
 mod resume;

@@ -205,6 +205,7 @@ impl EngineUnderTest {
                 state: JourneyState::Draft,
                 requests: Default::default(),
                 expected_revision: None,
+                hold: None,
             };
             let out = self.block_on(self.control.declare(key, d.clone()))?;
             self.declared.lock().expect("lock").insert(key.into(), d);
@@ -241,6 +242,13 @@ impl EngineUnderTest {
 
     pub fn pause(&self, key: &str, o: PauseOptions) -> StatusSnapshot {
         self.set(key, DesiredLifecycle::Paused(o))
+    }
+
+    /// Declares the emergency hold over the journey (`None`: released), state unchanged.
+    pub fn hold(&self, key: &str, hold: Option<journey_operator::engine::Hold>) -> StatusSnapshot {
+        self.declare(key, |d| d.hold = hold)
+            .expect("declare a hold")
+            .status
     }
 
     /// Declares a run-control request token and answers its outcome.

@@ -172,6 +172,10 @@ pub enum TransitionReason {
     AllHeldReleased,
     Drained,
     Stopped,
+    /// An emergency hold paused the journey.
+    EmergencyHold,
+    /// The last emergency hold over a journey it had paused was released.
+    HoldReleased,
     /// The reason a user gave a pause (`spec.pause.reason`).
     #[serde(untagged)]
     Other(String),
@@ -192,6 +196,8 @@ impl TransitionReason {
             Self::AllHeldReleased => "AllHeldReleased",
             Self::Drained => "Drained",
             Self::Stopped => "Stopped",
+            Self::EmergencyHold => "EmergencyHold",
+            Self::HoldReleased => "HoldReleased",
             Self::Other(text) => text.as_str(),
         }
     }
