@@ -593,6 +593,7 @@ impl<S: Store> Engine<S> {
                             now,
                         )?;
                         self.abort_read(tx, &mut rt, now, "Aborted: restart")?;
+                        let old_epoch = rt.epoch;
                         rt.epoch += 1;
                         rt.discarded_entrances = 0;
                         rt.read.last_completed_upto = 0;
@@ -610,6 +611,25 @@ impl<S: Store> Engine<S> {
                             } else if rt.phase == Phase::Paused {
                                 rt.read.deferred = Some(RunKind::Restart);
                             }
+                        } else if let Some(version) = rt.version {
+                            // An event journey has no audience to read again: "begins again
+                            // for every contact" (003) means everyone who entered the old
+                            // epoch. While paused they wait in the queue, as an audience
+                            // restart waits for the resume, and are admitted at resume.
+                            let state = if rt.phase == Phase::Paused {
+                                ES::Queued
+                            } else {
+                                ES::Active
+                            };
+                            tx.reenroll_epoch(
+                                jid,
+                                old_epoch,
+                                rt.epoch,
+                                version,
+                                state,
+                                now,
+                                def.timeout_ms,
+                            )?;
                         }
                         RequestOutcome::Started { run_id }
                     }
