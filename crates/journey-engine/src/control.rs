@@ -202,6 +202,7 @@ impl<S: Store> Engine<S> {
                     Phase::Closing | Phase::Completed | Phase::Stopped => {}
                     Phase::Paused => {
                         // Same pause: update its options in place.
+                        let was = rt.pause.as_ref().map(|p| p.options.mode);
                         if let Some(p) = rt.pause.as_mut() {
                             p.options = opts.clone();
                             p.expires_at = p.since
@@ -210,6 +211,10 @@ impl<S: Store> Engine<S> {
                                     .clamp(0, super::definition::MAX_PAUSE_MS);
                         }
                         rt.global_filter = opts.global_filter.clone();
+                        if let Some(was) = was {
+                            let d = need_def(&def)?;
+                            self.switch_pause_mode(tx, jid, &mut rt, &d, was, now)?;
+                        }
                     }
                     _ => {
                         let already = matches!(rt.desired, DesiredLifecycle::Paused(_));

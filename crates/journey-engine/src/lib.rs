@@ -23,6 +23,7 @@ pub mod definition;
 mod defs;
 pub mod destinations;
 mod ingest;
+mod pause_mode;
 mod scheduler;
 /// The one duration parser lives in the model crate.
 pub use journey_model::duration;
