@@ -528,6 +528,44 @@ fn held_profile_guardrail() {
     assert_eq!(reasons, vec!["HeldLimit", "HeldLimit"]);
 }
 
+/// A short wait, then an action, under a 2h global timeout.
+fn wait_then_action_2h_timeout() -> serde_json::Value {
+    json!({"entry": {"event": {"name": "Go"}},
+           "timeout": "2h",
+           "steps": [{"id": "wait", "wait": {"duration": "10m"}},
+                     {"id": "hello", "action": {"channel": "email", "message": {}}}]})
+}
+
+/// Hold (002 guardrails): profiles held at their action reach the journey's global timeout
+/// during the pause: they exit with reason Timeout and nothing is sent for them at resume.
+fn held_profiles_time_out_during_the_pause(h: &EngineUnderTest) {
+    h.apply("ns/j", wait_then_action_2h_timeout());
+    h.publish("ns/j");
+    h.event("a", "Go", json!({}));
+    h.event("b", "Go", json!({}));
+    h.pause("ns/j", hold());
+    h.advance(20 * M);
+    assert_eq!(h.status("ns/j").profiles.held, 2);
+    h.advance(2 * H);
+    for p in ["a", "b"] {
+        let e = h.enrollment("ns/j", p);
+        assert_eq!(
+            (e.state, e.reason.as_deref()),
+            (ES::Exited, Some("Timeout")),
+            "{p}"
+        );
+    }
+    let s = h.status("ns/j");
+    assert_eq!(
+        (s.phase, s.profiles.held, s.profiles.exited),
+        (Phase::Paused, 0, 2)
+    );
+    h.publish("ns/j");
+    h.advance(H);
+    assert!(h.deliveries("ns/j").is_empty(), "nothing sent at resume");
+    assert_eq!(h.status("ns/j").phase, Phase::Live);
+}
+
 fn discard() -> PauseOptions {
     PauseOptions {
         mode: PauseMode::Discard,
@@ -636,6 +674,7 @@ both_ways!(
     global_filter_excludes_at_action_with_fresh_attributes,
     pause_expiry_resumes_and_is_not_reapplied,
     pause_expiry_stop,
+    held_profiles_time_out_during_the_pause,
     hold_to_discard_drops_the_held_profiles,
     discard_to_hold_brings_nothing_back,
     hold_to_entry_only_releases_the_held,
