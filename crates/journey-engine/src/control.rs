@@ -212,6 +212,7 @@ impl<S: Store> Engine<S> {
                         // becomes the declared one (the hold's mode is laid over it again
                         // after this, while the hold lasts).
                         let adopted = !matches!(rt.desired, DesiredLifecycle::Paused(_));
+                        let was = rt.pause.as_ref().map(|p| p.options.mode);
                         if let Some(p) = rt.pause.as_mut() {
                             p.options = opts.clone();
                             p.by_hold &= !adopted;
@@ -222,6 +223,10 @@ impl<S: Store> Engine<S> {
                                     .clamp(0, super::definition::MAX_PAUSE_MS);
                         }
                         rt.global_filter = opts.global_filter.clone();
+                        if let Some(was) = was {
+                            let d = need_def(&def)?;
+                            self.switch_pause_mode(tx, jid, &mut rt, &d, was, now)?;
+                        }
                     }
                     _ => {
                         let already = matches!(rt.desired, DesiredLifecycle::Paused(_));
@@ -609,6 +614,7 @@ impl<S: Store> Engine<S> {
                             now,
                         )?;
                         self.abort_read(tx, &mut rt, now, "Aborted: restart")?;
+                        let old_epoch = rt.epoch;
                         rt.epoch += 1;
                         rt.discarded_entrances = 0;
                         rt.read.last_completed_upto = 0;
@@ -626,6 +632,25 @@ impl<S: Store> Engine<S> {
                             } else if rt.phase == Phase::Paused {
                                 rt.read.deferred = Some(RunKind::Restart);
                             }
+                        } else if let Some(version) = rt.version {
+                            // An event journey has no audience to read again: "begins again
+                            // for every contact" (003) means everyone who entered the old
+                            // epoch. While paused they wait in the queue, as an audience
+                            // restart waits for the resume, and are admitted at resume.
+                            let state = if rt.phase == Phase::Paused {
+                                ES::Queued
+                            } else {
+                                ES::Active
+                            };
+                            tx.reenroll_epoch(
+                                jid,
+                                old_epoch,
+                                rt.epoch,
+                                version,
+                                state,
+                                now,
+                                def.timeout_ms,
+                            )?;
                         }
                         RequestOutcome::Started { run_id }
                     }

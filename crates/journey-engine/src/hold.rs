@@ -72,11 +72,16 @@ impl<S: Store> Engine<S> {
             }
             Some(h) => {
                 let declared = declared_pause(rt);
+                let mut was = None;
                 if let Some(p) = rt.pause.as_mut() {
                     let filter = p.options.global_filter.clone();
                     let opts = held_options(declared.as_ref(), h, filter);
+                    was = Some(p.options.mode);
                     p.options = opts;
                     p.held_since.get_or_insert(now);
+                }
+                if let Some(was) = was {
+                    self.switch_pause_mode(tx, jid, rt, def, was, now)?;
                 }
             }
             None => {
@@ -95,7 +100,9 @@ impl<S: Store> Engine<S> {
                                 + own
                                     .max_duration_ms
                                     .clamp(0, super::definition::MAX_PAUSE_MS);
+                            let was = p.options.mode;
                             p.options = own;
+                            self.switch_pause_mode(tx, jid, rt, def, was, now)?;
                         }
                         None => self.end_pause(
                             tx,

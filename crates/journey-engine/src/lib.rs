@@ -24,6 +24,7 @@ mod defs;
 pub mod destinations;
 pub mod hold;
 mod ingest;
+mod pause_mode;
 mod scheduler;
 /// The one duration parser lives in the model crate.
 pub use journey_model::duration;

@@ -57,9 +57,7 @@ pub(crate) fn next_wake(
         Phase::Paused => consider(rt.pause.as_ref().map(|p| p.expires_at)),
         _ => {}
     }
-    if matches!(rt.phase, Phase::Resuming | Phase::Closing)
-        && rt.resume.as_ref().is_some_and(|r| r.finished_at.is_none())
-    {
+    if releases(rt) && rt.resume.as_ref().is_some_and(|r| r.finished_at.is_none()) {
         consider(Some(now));
     }
     consider(rt.read.single_due);
@@ -76,6 +74,19 @@ pub(crate) fn next_wake(
         consider(tx.next_deadline(jid, rt.deadline_swept_to)?);
     }
     Ok(at)
+}
+
+/// Whether held profiles are being released: after a pause (Resuming, or Closing from a
+/// pause), or during one whose mode became EntryOnly while profiles were held.
+fn releases(rt: &Runtime) -> bool {
+    match rt.phase {
+        Phase::Resuming | Phase::Closing => true,
+        Phase::Paused => rt
+            .pause
+            .as_ref()
+            .is_some_and(|p| p.options.mode == PauseMode::EntryOnly),
+        _ => false,
+    }
 }
 
 impl<S: Store> Engine<S> {
@@ -243,7 +254,7 @@ impl<S: Store> Engine<S> {
                 rt.deadline_swept_to = now;
             }
             // release held profiles (token bucket; rate 0 = unthrottled)
-            if matches!(rt.phase, Phase::Resuming | Phase::Closing)
+            if releases(&rt)
                 && let Some(r) = rt.resume.as_mut()
                 && r.finished_at.is_none()
             {

@@ -15,6 +15,8 @@ pub fn run_all(store: &impl Store) {
     enrollment_roundtrip_and_release_order(store);
     feed_revisions_and_tombstones(store);
     backlogs_for_the_gauges(store);
+    // Last: it leaves due enrollments of a journey no other case reads.
+    restart_reenrolls_everyone_of_the_epoch(store);
 }
 
 fn delivery(entry_no: i64) -> Delivery {
@@ -214,4 +216,69 @@ pub fn feed_revisions_and_tombstones(store: &impl Store) {
     let (new_floor, head) = store.read(|tx| tx.feed_bounds()).expect("bounds");
     assert!(new_floor >= r4 && new_floor > floor);
     assert_eq!(head, r4);
+}
+
+/// A restart of an event-triggered journey: one new entry per profile of the old epoch,
+/// whatever that profile's entries became, at step 0 in the new epoch.
+pub fn restart_reenrolls_everyone_of_the_epoch(store: &impl Store) {
+    const J: i64 = 11;
+    store
+        .write(|tx: &mut dyn StoreTx| -> Result<()> {
+            let entries = [
+                (1, 1, EnrollmentState::Completed),
+                (1, 2, EnrollmentState::Waiting),
+                (2, 1, EnrollmentState::Exited),
+            ];
+            for (profile_seq, entry_no, state) in entries {
+                tx.insert_enrollment(&Enrollment {
+                    id: 0,
+                    journey_id: J,
+                    epoch: 0,
+                    version: 1,
+                    profile_seq,
+                    entry_no,
+                    step: 2,
+                    state,
+                    due_at: None,
+                    wait_event: None,
+                    deadline_at: 500,
+                    entered_at: entry_no,
+                    updated_at: entry_no,
+                    reason: None,
+                    hops: 2,
+                })?;
+            }
+            let n = tx.reenroll_epoch(J, 0, 1, 2, EnrollmentState::Active, 100, 1000)?;
+            assert_eq!(n, 2, "one entry per profile");
+            assert_eq!(tx.count_states(J, 1)?, vec![(EnrollmentState::Active, 2)]);
+            let due = tx.due_enrollments(J, 100, true, 10)?;
+            let got: Vec<_> = due
+                .iter()
+                .map(|(e, _)| {
+                    (
+                        e.profile_seq,
+                        e.epoch,
+                        e.version,
+                        e.entry_no,
+                        e.step,
+                        e.hops,
+                    )
+                })
+                .collect();
+            assert_eq!(got, vec![(1, 1, 2, 1, 0, 0), (2, 1, 2, 1, 0, 0)]);
+            assert!(
+                due.iter()
+                    .all(|(e, _)| e.deadline_at == 1100 && e.entered_at == 100)
+            );
+            let queued = tx.reenroll_epoch(J, 1, 2, 2, EnrollmentState::Queued, 200, 1000)?;
+            assert_eq!(queued, 2);
+            assert_eq!(tx.count_states(J, 2)?, vec![(EnrollmentState::Queued, 2)]);
+            assert_eq!(
+                tx.next_due(J, false)?,
+                Some(100),
+                "queued entries are not due"
+            );
+            Ok(())
+        })
+        .expect("tx");
 }

@@ -375,6 +375,21 @@ pub trait EnrollmentTx {
         timeout_ms: i64,
         version: i64,
     ) -> Result<i64>;
+    /// A restart of an event-triggered journey: every profile with an enrollment in
+    /// `from_epoch` (in flight or finished) gets one new enrollment in `to_epoch` on `version`,
+    /// at step 0, entered now, in `state` (`Active` due now, or `Queued` with no due time),
+    /// its deadline `timeout_ms` from now; in the order they first entered. Returns how many.
+    #[allow(clippy::too_many_arguments)]
+    fn reenroll_epoch(
+        &mut self,
+        journey_id: i64,
+        from_epoch: i64,
+        to_epoch: i64,
+        version: i64,
+        state: EnrollmentState,
+        now: Millis,
+        timeout_ms: i64,
+    ) -> Result<i64>;
     /// Moves waiting due times out by the part of the pause each wait overlapped.
     fn extend_waits(&mut self, journey_id: i64, pause_since: Millis, now: Millis) -> Result<i64>;
     /// Version migration of one step: enrollments of `from_version` (non-terminal)

@@ -528,6 +528,137 @@ fn held_profile_guardrail() {
     assert_eq!(reasons, vec!["HeldLimit", "HeldLimit"]);
 }
 
+/// A short wait, then an action, under a 2h global timeout.
+fn wait_then_action_2h_timeout() -> serde_json::Value {
+    json!({"entry": {"event": {"name": "Go"}},
+           "timeout": "2h",
+           "steps": [{"id": "wait", "wait": {"duration": "10m"}},
+                     {"id": "hello", "action": {"channel": "email", "message": {}}}]})
+}
+
+/// Hold (002 guardrails): profiles held at their action reach the journey's global timeout
+/// during the pause: they exit with reason Timeout and nothing is sent for them at resume.
+fn held_profiles_time_out_during_the_pause(h: &EngineUnderTest) {
+    h.apply("ns/j", wait_then_action_2h_timeout());
+    h.publish("ns/j");
+    h.event("a", "Go", json!({}));
+    h.event("b", "Go", json!({}));
+    h.pause("ns/j", hold());
+    h.advance(20 * M);
+    assert_eq!(h.status("ns/j").profiles.held, 2);
+    h.advance(2 * H);
+    for p in ["a", "b"] {
+        let e = h.enrollment("ns/j", p);
+        assert_eq!(
+            (e.state, e.reason.as_deref()),
+            (ES::Exited, Some("Timeout")),
+            "{p}"
+        );
+    }
+    let s = h.status("ns/j");
+    assert_eq!(
+        (s.phase, s.profiles.held, s.profiles.exited),
+        (Phase::Paused, 0, 2)
+    );
+    h.publish("ns/j");
+    h.advance(H);
+    assert!(h.deliveries("ns/j").is_empty(), "nothing sent at resume");
+    assert_eq!(h.status("ns/j").phase, Phase::Live);
+}
+
+fn discard() -> PauseOptions {
+    PauseOptions {
+        mode: PauseMode::Discard,
+        ..hold()
+    }
+}
+
+/// Changing the mode during a pause, Hold -> Discard: the held profiles are at their action
+/// step, where Discard drops profiles; they are discarded and nothing of theirs goes at resume.
+fn hold_to_discard_drops_the_held_profiles(h: &EngineUnderTest) {
+    h.apply("ns/j", ajo_sample());
+    h.publish("ns/j");
+    h.event("a", "AddToCart", json!({}));
+    h.event("b", "AddToCart", json!({}));
+    h.pause("ns/j", hold());
+    h.advance(H);
+    assert_eq!(h.status("ns/j").profiles.held, 2);
+    let s = h.pause("ns/j", discard());
+    assert_eq!(
+        (s.phase, s.profiles.held, s.profiles.discarded),
+        (Phase::Paused, 0, 2)
+    );
+    let a = h.enrollment("ns/j", "a");
+    assert_eq!(
+        (a.state, a.step.as_str(), a.reason.as_deref()),
+        (ES::Discarded, "email", Some("PauseDiscard"))
+    );
+    h.publish("ns/j");
+    h.advance(H);
+    assert!(h.deliveries("ns/j").is_empty(), "nothing sent at resume");
+}
+
+/// Changing the mode during a pause, Discard -> Hold: nobody discarded comes back; profiles
+/// reaching an action afterwards are held and go at resume.
+fn discard_to_hold_brings_nothing_back(h: &EngineUnderTest) {
+    h.apply("ns/j", ajo_sample());
+    h.publish("ns/j");
+    h.event("early", "AddToCart", json!({}));
+    h.advance(30 * M);
+    h.event("late", "AddToCart", json!({}));
+    h.pause("ns/j", discard());
+    h.advance(31 * M);
+    assert_eq!(h.state_of("ns/j", "early").0, ES::Discarded);
+    h.pause("ns/j", hold());
+    h.advance(30 * M);
+    let s = h.status("ns/j");
+    assert_eq!((s.profiles.held, s.profiles.discarded), (1, 1));
+    h.publish("ns/j");
+    h.run();
+    assert!(h.deliveries_to("ns/j", "early").is_empty());
+    assert_eq!(steps_of(&h.deliveries_to("ns/j", "late")), vec!["email"]);
+}
+
+/// Changing the mode during a pause, Hold -> EntryOnly: the held profiles are released (at
+/// the resume rate) and move on while the journey stays paused.
+fn hold_to_entry_only_releases_the_held(h: &EngineUnderTest) {
+    h.apply("ns/j", ajo_sample());
+    h.publish("ns/j");
+    h.event("a", "AddToCart", json!({}));
+    h.event("b", "AddToCart", json!({}));
+    h.pause("ns/j", hold());
+    h.advance(H);
+    assert_eq!(h.status("ns/j").profiles.held, 2);
+    h.pause(
+        "ns/j",
+        PauseOptions {
+            mode: PauseMode::EntryOnly,
+            ..hold()
+        },
+    );
+    h.run();
+    let s = h.status("ns/j");
+    assert_eq!((s.phase, s.profiles.held), (Phase::Paused, 0));
+    assert_eq!(steps_of(&h.deliveries("ns/j")), vec!["email", "email"]);
+}
+
+/// Hold -> Discard also cancels the webhook deliveries the pause held: nothing of them is
+/// sent at resume.
+#[test]
+fn hold_to_discard_cancels_held_webhook_deliveries() {
+    let h = Harness::with_config(webhook_config());
+    h.apply("ns/w", webhook_journey());
+    h.publish("ns/w");
+    h.event("p", "Go", json!({}));
+    h.pause("ns/w", hold());
+    assert_eq!(h.deliveries("ns/w")[0].status, DeliveryStatus::Held);
+    h.pause("ns/w", discard());
+    assert_eq!(h.deliveries("ns/w")[0].status, DeliveryStatus::Cancelled);
+    h.publish("ns/w");
+    h.run();
+    assert_eq!(h.deliveries("ns/w")[0].status, DeliveryStatus::Cancelled);
+}
+
 both_ways!(
     hold_drops_and_counts_fresh_entrances,
     hold_entries_queue_admitted_on_resume,
@@ -543,4 +674,8 @@ both_ways!(
     global_filter_excludes_at_action_with_fresh_attributes,
     pause_expiry_resumes_and_is_not_reapplied,
     pause_expiry_stop,
+    held_profiles_time_out_during_the_pause,
+    hold_to_discard_drops_the_held_profiles,
+    discard_to_hold_brings_nothing_back,
+    hold_to_entry_only_releases_the_held,
 );

@@ -132,10 +132,75 @@ fn restart_qualification_journey_reenrolls_matching_profiles(h: &EngineUnderTest
     assert_eq!(h.deliveries("ns/q").len(), 2);
 }
 
+/// Restart (003) of an event-triggered journey: everyone who entered the epoch, finished or
+/// not, begins again at the first step now, in the new epoch, and is sent its messages again
+/// under new idempotency keys.
+fn restart_event_journey_starts_everyone_again(h: &EngineUnderTest) {
+    let mut spec = action_first();
+    spec["exit"] = json!([{"event": {"name": "Leave"}}]);
+    h.apply("ns/e", spec);
+    h.publish("ns/e");
+    h.event("done", "Go", json!({}));
+    h.advance(H + M);
+    h.event("waiting", "Go", json!({}));
+    h.event("left", "Go", json!({}));
+    h.event("left", "Leave", json!({}));
+    let before = h.status("ns/e").profiles;
+    assert_eq!((before.completed, before.waiting, before.exited), (1, 1, 1));
+    let first: Vec<String> = h
+        .deliveries("ns/e")
+        .iter()
+        .map(|d| d.idempotency_key())
+        .collect();
+    assert_eq!(first.len(), 4, "hello x3, followup x1");
+    let out = h.request("ns/e", RequestKind::Restart, "restart-1");
+    assert_eq!(out, RequestOutcome::Started { run_id: None });
+    h.run();
+    let again: Vec<_> = h
+        .deliveries("ns/e")
+        .into_iter()
+        .filter(|d| d.epoch == 1)
+        .collect();
+    let mut who: Vec<_> = again.iter().map(|d| d.profile_id.as_str()).collect();
+    who.sort_unstable();
+    assert_eq!(who, vec!["done", "left", "waiting"]);
+    assert!(again.iter().all(|d| d.step_id == "hello"));
+    assert!(
+        again.iter().all(|d| !first.contains(&d.idempotency_key())),
+        "new epoch, new keys"
+    );
+    let s = h.status("ns/e");
+    assert_eq!((s.epoch, s.profiles.entered, s.profiles.waiting), (1, 3, 3));
+}
+
+/// Restart of an event-triggered journey while paused: everyone waits in the queue and
+/// begins again at resume.
+fn restart_event_journey_while_paused_queues_until_resume(h: &EngineUnderTest) {
+    h.apply("ns/e", action_first());
+    h.publish("ns/e");
+    h.event("a", "Go", json!({}));
+    h.event("b", "Go", json!({}));
+    h.pause("ns/e", hold());
+    h.request("ns/e", RequestKind::Restart, "restart-1");
+    h.run();
+    let s = h.status("ns/e");
+    assert_eq!((s.epoch, s.profiles.queued), (1, 2));
+    h.publish("ns/e");
+    h.run();
+    let again = h
+        .deliveries("ns/e")
+        .into_iter()
+        .filter(|d| d.epoch == 1)
+        .count();
+    assert_eq!(again, 2);
+}
+
 both_ways!(
     run_now_full_run_and_history,
     run_while_paused_is_deferred_to_resume,
     tokens_handled_exactly_once,
     restart_begins_again_with_new_keys,
     restart_qualification_journey_reenrolls_matching_profiles,
+    restart_event_journey_starts_everyone_again,
+    restart_event_journey_while_paused_queues_until_resume,
 );

@@ -2,6 +2,7 @@ use journey_operator::engine::{EnrollmentState as ES, Phase};
 use serde_json::json;
 
 use crate::engine::common::*;
+use crate::engine::under_test::{EngineUnderTest, both_ways};
 
 /// Versions (001, 002, AJO): a changed definition while live creates the next
 /// version; profiles inside finish on their version; new entrants use the newest.
@@ -86,3 +87,31 @@ impl Term for journey_operator::engine::EnrollmentView {
         self.state.is_terminal()
     }
 }
+
+fn wait_then_hello(wait: &str) -> serde_json::Value {
+    json!({"entry": {"event": {"name": "Go"}},
+           "steps": [{"id": "wait", "wait": {"duration": wait}},
+                     {"id": "hello", "action": {"channel": "email", "message": {}}}]})
+}
+
+/// Versions (001): a wait changed from 1h to 2h while live: profiles already waiting keep
+/// their 1h (version 1), new entrants wait 2h (version 2), the status shows version 2.
+fn live_wait_change_applies_to_new_entrants_only(h: &EngineUnderTest) {
+    h.apply("ns/j", wait_then_hello("1h"));
+    h.publish("ns/j");
+    h.event("old", "Go", json!({}));
+    assert_eq!(h.state_of("ns/j", "old"), (ES::Waiting, "wait".into()));
+    let s = h.apply("ns/j", wait_then_hello("2h"));
+    assert_eq!((s.version, s.phase), (Some(2), Phase::Live));
+    h.event("new", "Go", json!({}));
+    h.advance(H + M);
+    assert_eq!(steps_of(&h.deliveries_to("ns/j", "old")), vec!["hello"]);
+    assert_eq!(h.state_of("ns/j", "new"), (ES::Waiting, "wait".into()));
+    h.advance(H);
+    assert_eq!(steps_of(&h.deliveries_to("ns/j", "new")), vec!["hello"]);
+    assert_eq!(h.enrollment("ns/j", "old").version, 1);
+    assert_eq!(h.enrollment("ns/j", "new").version, 2);
+    assert_eq!(h.status("ns/j").version, Some(2));
+}
+
+both_ways!(live_wait_change_applies_to_new_entrants_only);

@@ -346,6 +346,41 @@ impl EnrollmentTx for SqliteTx<'_> {
             .ctx("admit queued")?;
         Ok(n as i64)
     }
+    fn reenroll_epoch(
+        &mut self,
+        journey_id: i64,
+        from_epoch: i64,
+        to_epoch: i64,
+        version: i64,
+        state: EnrollmentState,
+        now: Millis,
+        timeout_ms: i64,
+    ) -> Result<i64> {
+        // One statement however many profiles entered: enr_entry (journey_id, epoch, ...)
+        // drives the scan; MIN(id) keeps their first entrance order for releases later.
+        let due_at = (state == EnrollmentState::Active).then_some(now);
+        let n = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO enrollments (journey_id, epoch, version, profile_seq, entry_no, step, state, due_at, wait_event, deadline_at, entered_at, updated_at, reason, hops) \
+                 SELECT ?1, ?3, ?4, profile_seq, 1, 0, ?5, ?6, NULL, ?7 + ?8, ?7, ?7, NULL, 0 \
+                 FROM enrollments WHERE journey_id = ?1 AND epoch = ?2 GROUP BY profile_seq ORDER BY MIN(id)",
+            )
+            .ctx("prepare reenroll epoch")?
+            .execute(params![
+                journey_id,
+                from_epoch,
+                to_epoch,
+                version,
+                state as i64,
+                due_at,
+                now,
+                timeout_ms
+            ])
+            .ctx("reenroll epoch")? as i64;
+        self.delta(journey_id, to_epoch, state as i64, n);
+        Ok(n)
+    }
     fn extend_waits(&mut self, journey_id: i64, pause_since: Millis, now: Millis) -> Result<i64> {
         let n = self
             .tx
