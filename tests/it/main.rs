@@ -22,6 +22,7 @@ mod operator_process;
 mod plan;
 mod policy;
 mod remote_mode;
+mod roles;
 mod semantics;
 mod support;
 mod tcp_proxy;
