@@ -45,7 +45,7 @@ log "installing the CRDs"
 "$KUBECTL" wait --for=condition=Established --timeout=60s crd/journeys.journey.dev >/dev/null
 if "$KUBECTL" api-resources --api-group=admissionregistration.k8s.io -o name 2>/dev/null |
   grep -qx 'mutatingadmissionpolicies.admissionregistration.k8s.io'; then
-  log "installing manifests/admission/ (the finalizer comes with each new journey)"
+  log "installing manifests/admission/ (the finalizer comes with each new journey; who changed the lifecycle is recorded)"
   "$KUBECTL" apply --server-side --field-manager=journey-operator -f manifests/admission/
 else
   log "this cluster has no MutatingAdmissionPolicy: the controller adds its finalizer itself"

@@ -239,6 +239,11 @@ async fn a_hold_over_a_selector_holds_the_matching_journeys_until_it_expires() {
     assert_eq!(hs.held, ["g1", "g2", "g3"]);
     assert_eq!(hs.skipped[0].name, "g-draft");
     assert!(hs.expires_at.is_some());
+    // Admission stamped who created it (manifests/admission/lifecycle-actor.yaml).
+    assert!(
+        hs.created_by.as_deref().is_some_and(|by| !by.is_empty()),
+        "{hs:?}"
+    );
 
     // Git cannot release them: re-applying the original spec, and a later commit's change,
     // by Argo CD's field manager.

@@ -1,6 +1,7 @@
 //! Integration tests against the real local control plane started by `hack/test.sh` (the
 //! `dataplane` tests need no control plane: they run a real engine and HTTP server locally).
 
+mod actor;
 mod admission;
 mod argocd;
 mod builders;
@@ -23,6 +24,7 @@ mod operator_process;
 mod plan;
 mod policy;
 mod remote_mode;
+mod roles;
 mod semantics;
 mod support;
 mod tcp_proxy;

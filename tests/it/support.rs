@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use journey_operator::api::annotations::LIFECYCLE_CHANGED_BY;
 use journey_operator::controller::reconciler::FINALIZER;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -79,7 +80,7 @@ pub async fn client_for(kubeconfig: &std::path::Path) -> Client {
 
 static CRDS: OnceCell<()> = OnceCell::const_new();
 
-/// Installs `crds/` and the finalizer policy (once per test process) and waits until the
+/// Installs `crds/` and the admission policies (once per test process) and waits until the
 /// apiserver serves and applies them.
 pub async fn install_crds() {
     CRDS.get_or_init(|| async {
@@ -109,14 +110,15 @@ pub async fn install_crds() {
             .expect("CRD established in time")
             .expect("watching the CRD");
         }
-        install_finalizer_policy(&client).await;
+        install_admission_policies(&client).await;
     })
     .await;
 }
 
 /// Installs `manifests/admission/` with kubectl, as the README does, and waits until the
-/// apiserver applies it: a server-side dry-run create comes back with the finalizer.
-async fn install_finalizer_policy(client: &Client) {
+/// apiserver applies it: a server-side dry-run create comes back with the finalizer and the
+/// actor annotation.
+async fn install_admission_policies(client: &Client) {
     let out = tokio::task::spawn_blocking(|| {
         kubectl(
             &[
@@ -143,9 +145,10 @@ async fn install_finalizer_policy(client: &Client) {
         dry_run: true,
         ..PostParams::default()
     };
-    eventually("the finalizer policy in effect", async || {
+    eventually("the admission policies in effect", async || {
         let created = api.create(&dry_run, &probe).await.expect("dry-run create");
         created.finalizers().iter().any(|f| f == FINALIZER)
+            && created.annotations().contains_key(LIFECYCLE_CHANGED_BY)
     })
     .await;
 }
