@@ -123,6 +123,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         requests: Default::default(),
         expected_revision: None,
         hold: None,
+        actor: None,
     };
     client.declare("bench/j", declaration.clone()).await?;
     // Warm the connection pool and the engine's caches.

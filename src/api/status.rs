@@ -110,6 +110,12 @@ pub struct PauseStatus {
     /// `ClusterJourneyHold name`); empty when only the spec pauses it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub held_by: Vec<String>,
+    /// Who paused it (or, while held, who created the holds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    /// The pull request or commit the pause came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_ref: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
@@ -140,4 +146,11 @@ pub struct Transition {
     pub to: Phase,
     pub at: Time,
     pub reason: String,
+    /// Who made the change (`journey.dev/lifecycle-changed-by`, stamped by admission; a hold's
+    /// creator for a hold's transitions); absent for the engine's own transitions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    /// The pull request or commit it came from (`journey.dev/change-ref`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_ref: Option<String>,
 }

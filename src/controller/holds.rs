@@ -22,6 +22,8 @@ pub struct ActiveHold {
     pub mode: crate::api::journey::PauseMode,
     pub reason: String,
     pub expires_at: Timestamp,
+    /// Who created it (`journey.dev/created-by`, stamped by admission).
+    pub created_by: Option<String>,
 }
 
 /// How a hold object names itself in journeys' status and events.
@@ -63,6 +65,12 @@ pub fn active<H: Resource<DynamicType = ()> + HoldObject>(
         mode: hold.mode(),
         reason: hold.reason().to_string(),
         expires_at,
+        created_by: hold
+            .meta()
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(crate::api::annotations::CREATED_BY))
+            .cloned(),
     })
 }
 
@@ -79,10 +87,18 @@ pub fn merge(holds: &[ActiveHold]) -> Option<Hold> {
         .map(|h| format!("{} ({})", h.reason, h.id))
         .collect::<Vec<_>>()
         .join("; ");
+    let creators: Vec<String> = holds
+        .iter()
+        .map(|h| match &h.created_by {
+            Some(by) => format!("{by} ({})", h.id),
+            None => h.id.clone(),
+        })
+        .collect();
     Some(Hold {
         mode,
         reason,
         held_by: holds.iter().map(|h| h.id.clone()).collect(),
+        actor: Some(creators.join(", ")),
     })
 }
 
@@ -167,6 +183,7 @@ mod tests {
             mode,
             reason: format!("because of {id}"),
             expires_at: Timestamp::UNIX_EPOCH,
+            created_by: None,
         }
     }
 

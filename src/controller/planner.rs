@@ -282,7 +282,27 @@ pub fn desired_status(input: &StatusInput<'_>) -> JourneyStatus {
             reason: p.reason.clone(),
             expires_at: translate::time(p.expires_at),
             held_by: p.held_by.clone(),
+            actor: None,
+            change_ref: None,
         });
+        // Who paused it: the last transition into Paused, or the holds' creators while held.
+        if let Some(pause) = status.pause.as_mut() {
+            let into_paused = s
+                .history
+                .iter()
+                .rev()
+                .find(|t| t.to == engine::Phase::Paused)
+                .and_then(|t| t.actor.as_ref());
+            let holders = s.hold.as_ref().and_then(|h| h.actor.clone());
+            match (pause.held_by.is_empty(), holders, into_paused) {
+                (false, Some(holders), _) => pause.actor = Some(holders),
+                (_, _, Some(a)) => {
+                    pause.actor = Some(a.by.clone());
+                    pause.change_ref = a.change_ref.clone();
+                }
+                _ => {}
+            }
+        }
         status.resume = s.resume.as_ref().map(|r| ResumeStatus {
             started_at: translate::time(r.started_at),
             total: r.total,

@@ -294,6 +294,7 @@ fn pause_expiry_with_resume_is_never_paused_again() {
         to: engine::Phase::Live,
         at: 1,
         reason: TransitionReason::PauseExpired,
+        actor: None,
     });
     let p = plan_for(&s, EngineView::Known(&resumed), &Tokens::default(), HASH);
     assert_eq!(p.commands, vec![], "the expired pause is not re-applied");
@@ -349,6 +350,7 @@ fn pause_expiry_with_stop_reports_stopped_by_pause_expiry() {
         to: engine::Phase::Stopped,
         at: 1,
         reason: TransitionReason::StoppedByPauseExpiry,
+        actor: None,
     });
     let p = plan_for(&s, EngineView::Known(&stopped), &Tokens::default(), HASH);
     assert_eq!(
@@ -548,6 +550,7 @@ fn incident() -> engine::Hold {
         mode: engine::PauseMode::Hold,
         reason: "incident 4711 (JourneyHold ns/incident)".into(),
         held_by: vec!["JourneyHold ns/incident".into()],
+        actor: Some("alice (JourneyHold ns/incident)".into()),
     }
 }
 

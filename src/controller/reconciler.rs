@@ -25,7 +25,8 @@ use crate::api::journey::{DeletionPolicy, Journey};
 use crate::api::status::{JourneyStatus, Phase};
 use crate::api::validate::{Problem, ValidationContext, validate};
 use crate::engine::{
-    Declaration, EngineError, JourneyEngine, RequestKind, RequestOutcome, RequestResult, Requests,
+    Actor, Declaration, EngineError, JourneyEngine, RequestKind, RequestOutcome, RequestResult,
+    Requests,
 };
 use crate::panics::Place;
 
@@ -525,6 +526,13 @@ async fn declare(
                 // The controller owns its journeys: the apiserver already ordered its changes.
                 expected_revision: None,
                 hold: hold.cloned(),
+                actor: journey
+                    .annotations()
+                    .get(annotations::LIFECYCLE_CHANGED_BY)
+                    .map(|by| Actor {
+                        by: by.clone(),
+                        change_ref: journey.annotations().get(annotations::CHANGE_REF).cloned(),
+                    }),
             },
         )
         .await?;

@@ -87,6 +87,8 @@ pub fn history(snapshot: &engine::StatusSnapshot) -> Vec<status::Transition> {
             to: t.to,
             at: time(t.at),
             reason: t.reason.to_string(),
+            actor: t.actor.as_ref().map(|a| a.by.clone()),
+            change_ref: t.actor.as_ref().and_then(|a| a.change_ref.clone()),
         })
         .collect();
     let skip = items.len().saturating_sub(10);

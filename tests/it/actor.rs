@@ -27,12 +27,8 @@ fn journey(state: &str, wait: &str, annotations: Value) -> Value {
     object
 }
 
-#[tokio::test]
-async fn the_lifecycle_actor_is_whoever_the_apiserver_authenticated() {
-    // install_crds installs manifests/admission/ and waits until it is in effect.
-    support::install_crds().await;
-    let client = support::client().await;
-    let ns = support::namespace(&client, "actor").await;
+/// Two client-certificate identities allowed to edit journeys in `ns`: alice and bob.
+fn authors(ns: &str) -> (std::path::PathBuf, std::path::PathBuf) {
     let out = kubectl(
         &[
             "apply",
@@ -67,6 +63,16 @@ subjects:
     let alice = identity("alice-author");
     let bob = identity("bob-author");
 
+    (alice, bob)
+}
+
+#[tokio::test]
+async fn the_lifecycle_actor_is_whoever_the_apiserver_authenticated() {
+    // install_crds installs manifests/admission/ and waits until it is in effect.
+    support::install_crds().await;
+    let client = support::client().await;
+    let ns = support::namespace(&client, "actor").await;
+    let (alice, bob) = authors(&ns);
     let api: Api<Journey> = Api::namespaced(client, &ns);
     let apply = async |who: &Path, object: Value| -> (Option<String>, Option<String>) {
         let yaml = serde_yaml::to_string(&object).expect("yaml");
@@ -133,4 +139,64 @@ subjects:
     .await;
     assert_eq!(actor, who("bob-author"), "the restart's requester");
     assert_eq!(change_ref.as_deref(), Some("abc123"));
+}
+
+/// The controller copies who changed the lifecycle, and the change ref, into the status:
+/// `status.pause.actor`/`changeRef` and each history entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_says_who_published_and_who_paused() {
+    let (ns, api, controller) = crate::controller_support::setup("actor-status").await;
+    let (alice, bob) = authors(&ns);
+    let apply = |who: &Path, object: Value| {
+        let yaml = serde_yaml::to_string(&object).expect("yaml");
+        let out = kubectl_as(who, &["apply", "-n", &ns, "-f", "-"], Some(&yaml));
+        assert!(out.success, "{out:?}\n{}", support::dump_journeys(&ns));
+    };
+    apply(
+        &alice,
+        journey(
+            "Published",
+            "1h",
+            json!({CHANGE_REF: "https://git.example/pr/1"}),
+        ),
+    );
+    crate::controller_support::wait_for(
+        &api,
+        "welcome",
+        "Live",
+        crate::support::WAIT,
+        crate::controller_support::in_phase(journey_operator::api::Phase::Live),
+    )
+    .await;
+    apply(
+        &bob,
+        journey("Paused", "1h", json!({CHANGE_REF: "0f3c2ab"})),
+    );
+    let j = crate::controller_support::wait_for(
+        &api,
+        "welcome",
+        "Paused",
+        crate::support::WAIT,
+        crate::controller_support::in_phase(journey_operator::api::Phase::Paused),
+    )
+    .await;
+    let status = j.status.expect("status");
+    let pause = status.pause.expect("pause");
+    assert_eq!(pause.actor.as_deref(), Some("bob-author"));
+    assert_eq!(pause.change_ref.as_deref(), Some("0f3c2ab"));
+    let entry = |to: journey_operator::api::Phase| {
+        status
+            .history
+            .iter()
+            .rev()
+            .find(|t| t.to == to)
+            .unwrap_or_else(|| panic!("no transition to {to:?}: {:?}", status.history))
+    };
+    let live = entry(journey_operator::api::Phase::Live);
+    assert_eq!(live.actor.as_deref(), Some("alice-author"));
+    assert_eq!(live.change_ref.as_deref(), Some("https://git.example/pr/1"));
+    let paused = entry(journey_operator::api::Phase::Paused);
+    assert_eq!(paused.actor.as_deref(), Some("bob-author"));
+    assert_eq!(paused.change_ref.as_deref(), Some("0f3c2ab"));
+    controller.stop().await;
 }

@@ -136,6 +136,7 @@ impl Plane {
             requests: Default::default(),
             expected_revision: None,
             hold: None,
+            actor: None,
         };
         JourneyEngine::declare(&self.engine, key, declaration)
             .await

@@ -24,6 +24,7 @@ fn declaration(spec: Value, state: JourneyState) -> Declaration {
         requests: Requests::default(),
         expected_revision: None,
         hold: None,
+        actor: None,
     }
 }
 

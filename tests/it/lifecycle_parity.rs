@@ -95,6 +95,7 @@ fn declare(h: &Harness, spec: &Value) -> Result<Phase, EngineError> {
                 requests: Default::default(),
                 expected_revision: None,
                 hold: None,
+                actor: None,
             },
         )
         .map(|d| d.status.phase)

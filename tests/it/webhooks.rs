@@ -102,6 +102,7 @@ async fn webhook_deliveries_are_posted_once_each_with_their_idempotency_key() {
                 requests: Default::default(),
                 expected_revision: None,
                 hold: None,
+                actor: None,
             },
         )
         .await

@@ -2,6 +2,7 @@
 //! naming it, never a silently ignored setting.
 
 use journey_engine::definition::{Entry, ExitCriterion, PauseSpec, ResumeSpec, ScheduleSpec, Step};
+use journey_engine::lifecycle::Actor;
 use journey_engine::{Definition, FeedPage, Hold, RequestResult, StatusSnapshot};
 use journey_model::lifecycle::JourneyState;
 use schemars::JsonSchema;
@@ -74,6 +75,9 @@ pub struct JourneyPut {
     /// (0: the journey must not exist yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_revision: Option<i64>,
+    /// Who declares it: recorded on the transitions it causes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<Actor>,
 }
 
 /// The answer to a `PUT`.
@@ -186,6 +190,7 @@ impl JourneyPut {
             lifecycle,
             requests,
             expected_revision,
+            actor,
         } = self;
         journey_engine::Declaration {
             definition: Definition {
@@ -200,6 +205,7 @@ impl JourneyPut {
             },
             state: lifecycle.state,
             hold: lifecycle.hold,
+            actor,
             requests: journey_engine::Requests {
                 run: requests.run,
                 full_run: requests.full_run,
@@ -217,6 +223,7 @@ impl JourneyPut {
             requests,
             expected_revision,
             hold,
+            actor,
         } = d;
         JourneyPut {
             definition: JourneyDefinition {
@@ -239,6 +246,7 @@ impl JourneyPut {
                 restart: requests.restart,
             },
             expected_revision,
+            actor,
         }
     }
 }

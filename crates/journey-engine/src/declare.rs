@@ -12,7 +12,8 @@ use super::core::*;
 use super::definition::Definition;
 use super::error::{EngineError, Result, json_err};
 use super::lifecycle::{
-    DesiredLifecycle, Hold, JourneyState, RequestKind, RequestOutcome, Runtime, StatusSnapshot,
+    Actor, DesiredLifecycle, Hold, JourneyState, RequestKind, RequestOutcome, Runtime,
+    StatusSnapshot, TransitionReason,
 };
 use super::store::{Store, StoreTx};
 use journey_model::lifecycle::{self as table, Change};
@@ -31,6 +32,8 @@ pub struct Declaration {
     pub expected_revision: Option<i64>,
     /// An emergency hold over the journey (paused whatever `state` says), or none.
     pub hold: Option<Hold>,
+    /// Who declares it: recorded on the transitions this declaration causes.
+    pub actor: Option<Actor>,
 }
 
 /// Run-control request tokens; each token is handled once.
@@ -122,6 +125,7 @@ impl<S: Store> Engine<S> {
             requests,
             expected_revision,
             hold,
+            actor,
         } = declaration;
         let desired = DesiredLifecycle::from_spec(state.as_str(), definition)?;
         check_filter(&desired)?;
@@ -143,9 +147,13 @@ impl<S: Store> Engine<S> {
                     });
                 }
             }
+            let mut last_before = None;
+            let mut hold_before = None;
             if let Some(row) = &tx.journey_for_update(key)? {
                 let rt = load_rt(row)?;
                 judge(key, &rt, &desired, &parts)?;
+                last_before = rt.history.last().cloned();
+                hold_before = rt.hold.clone();
             }
             let before = self.status_in(tx, key)?;
             if let Some(prepared) = &prepared {
@@ -157,6 +165,13 @@ impl<S: Store> Engine<S> {
             }
             self.set_hold_in(tx, key, hold.as_ref(), now)?;
             remember(tx, key, &parts)?;
+            stamp(
+                tx,
+                key,
+                last_before.as_ref(),
+                actor.as_ref(),
+                hold.as_ref().or(hold_before.as_ref()),
+            )?;
             let mut results = Vec::new();
             for (kind, token) in requests.iter() {
                 let outcome = self.request_in(tx, key, kind, token, now)?;
@@ -226,5 +241,42 @@ fn remember(tx: &mut dyn StoreTx, key: &str, parts: &DeclaredParts) -> Result<()
         return Ok(());
     }
     rt.declared = Some(parts.clone());
+    save_rt(tx, row.id, &rt)
+}
+
+/// Records who caused the transitions this declaration made (those after `last_before`): the
+/// declaring actor, or for a hold's own transitions the hold's creator.
+fn stamp(
+    tx: &mut dyn StoreTx,
+    key: &str,
+    last_before: Option<&super::lifecycle::Transition>,
+    actor: Option<&Actor>,
+    hold: Option<&Hold>,
+) -> Result<()> {
+    let Some(row) = tx.journey_for_update(key)? else {
+        return Ok(());
+    };
+    let mut rt = load_rt(&row)?;
+    let start = match last_before {
+        Some(last) => match rt.history.iter().rposition(|t| t == last) {
+            Some(i) => i + 1,
+            None => return Ok(()),
+        },
+        None => 0,
+    };
+    if start >= rt.history.len() {
+        return Ok(());
+    }
+    for t in &mut rt.history[start..] {
+        t.actor = match (&t.reason, hold) {
+            (TransitionReason::EmergencyHold | TransitionReason::HoldReleased, Some(h)) => {
+                Some(Actor {
+                    by: h.actor.clone().unwrap_or_else(|| h.held_by.join(", ")),
+                    change_ref: None,
+                })
+            }
+            _ => actor.cloned(),
+        };
+    }
     save_rt(tx, row.id, &rt)
 }

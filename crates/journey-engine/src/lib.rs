@@ -48,8 +48,8 @@ pub use destinations::{DestinationConfig, WebhookDestination};
 pub use error::{EngineError, Result};
 pub use feed::{FeedChange, FeedPage};
 pub use lifecycle::{
-    AppliedVersion, DesiredLifecycle, FilterMatches, Hold, LifecycleCommand, PauseOptions, Phase,
-    ProfileCounts, RequestKind, RequestOutcome, StatusSnapshot,
+    Actor, AppliedVersion, DesiredLifecycle, FilterMatches, Hold, LifecycleCommand, PauseOptions,
+    Phase, ProfileCounts, RequestKind, RequestOutcome, StatusSnapshot,
 };
 pub use stats::EngineStats;
 pub use store::{Delivery, DeliveryStatus, EnrollmentState, Store, StoreTx};

@@ -163,6 +163,22 @@ pub struct Transition {
     pub to: Phase,
     pub at: Millis,
     pub reason: TransitionReason,
+    /// Who made the declaration that caused it (none for the engine's own transitions:
+    /// expiries, schedules, releases).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<Actor>,
+}
+
+/// Who declared a change, and why (Kubernetes: the `journey.dev/lifecycle-changed-by` and
+/// `journey.dev/change-ref` annotations admission stamps).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Actor {
+    /// The authenticated user (e.g. `alice`, or Argo CD's service account).
+    pub by: String,
+    /// A pull-request URL or commit the change came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_ref: Option<String>,
 }
 
 /// Kind of an audience read.
@@ -259,6 +275,9 @@ pub struct Hold {
     /// Who holds it (e.g. `JourneyHold ns/name`), for status.
     #[serde(default)]
     pub held_by: Vec<String>,
+    /// Who created the holds, for the transitions they cause.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
 }
 
 impl PauseMode {
@@ -300,6 +319,7 @@ impl Runtime {
             to,
             at,
             reason,
+            actor: None,
         });
         if self.history.len() > HISTORY_KEPT {
             let cut = self.history.len() - HISTORY_KEPT;

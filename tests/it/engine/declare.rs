@@ -14,6 +14,7 @@ fn declaration(spec: serde_json::Value, state: JourneyState) -> Declaration {
         requests: Default::default(),
         expected_revision: None,
         hold: None,
+        actor: None,
     }
 }
 

@@ -16,6 +16,7 @@ fn incident(mode: PauseMode) -> Option<Hold> {
         mode,
         reason: "incident 4711: wrong coupon (JourneyHold ns/incident)".into(),
         held_by: vec!["JourneyHold ns/incident".into()],
+        actor: Some("alice (JourneyHold ns/incident)".into()),
     })
 }
 

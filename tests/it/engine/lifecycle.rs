@@ -183,6 +183,7 @@ async fn async_api_is_object_safe() {
         requests: Default::default(),
         expected_revision: None,
         hold: None,
+        actor: None,
     };
     let first = api
         .declare("ns/a", declaration.clone())

@@ -206,6 +206,7 @@ impl EngineUnderTest {
                 requests: Default::default(),
                 expected_revision: None,
                 hold: None,
+                actor: None,
             };
             let out = self.block_on(self.control.declare(key, d.clone()))?;
             self.declared.lock().expect("lock").insert(key.into(), d);
