@@ -646,3 +646,83 @@ async fn a_stopped_engine_journey_stays_stopped_whatever_a_new_resource_says() {
     assert_eq!(engine.phase.name(), "Stopped");
     controller.stop().await;
 }
+
+/// A wait changed from 1h to 2h on a live journey: version 2 on the real apiserver; profiles
+/// already waiting keep 1h (version 1), new entrants wait 2h; `kubectl get jny` counts them
+/// all as Inside while they wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_changed_on_a_live_journey_applies_to_new_entrants_only() {
+    let (ns, api, controller) = setup("live-change").await;
+    let spec = |wait: &str| {
+        json!({
+            "state": "Published",
+            "entry": {"event": {"name": "SignedUp"}},
+            "steps": [
+                {"id": "wait", "wait": {"duration": wait}},
+                {"id": "welcome", "action": {"channel": "record"}}
+            ]
+        })
+    };
+    apply(&ns, "welcome", spec("1h"));
+    wait_for(&api, "welcome", "Live", WAIT, in_phase(Phase::Live)).await;
+    feed(&controller.engine, "early", json!({}), "SignedUp").await;
+    apply(&ns, "welcome", spec("2h"));
+    let version_2 = |j: Option<&Journey>| {
+        j.and_then(|j| j.status.as_ref())
+            .is_some_and(|s| s.version == Some(2))
+    };
+    wait_for(&api, "welcome", "version 2", WAIT, version_2).await;
+    feed(&controller.engine, "late", json!({}), "SignedUp").await;
+    let two_inside = |j: Option<&Journey>| {
+        j.and_then(|j| j.status.as_ref())
+            .and_then(|s| s.profiles.as_ref())
+            .is_some_and(|p| p.inside == 2 && p.waiting == 2 && p.active == 0)
+    };
+    wait_for(&api, "welcome", "two waiting inside", WAIT, two_inside).await;
+    let key = format!("{ns}/welcome");
+    let views = controller
+        .engine
+        .enrollments_blocking(&key)
+        .expect("enrollments");
+    let of = |id: &str| {
+        views
+            .iter()
+            .find(|e| e.profile_id == id)
+            .unwrap_or_else(|| panic!("{id} not enrolled: {views:?}"))
+    };
+    let (early, late) = (of("early"), of("late"));
+    assert_eq!((early.version, late.version), (1, 2));
+    let waits =
+        |e: &journey_operator::engine::EnrollmentView| e.due_at.expect("waiting") - e.entered_at;
+    // The real clock: the wait starts a few milliseconds after the entrance.
+    let about = |ms: i64, hours: i64| (hours * 3_600_000..hours * 3_600_000 + 60_000).contains(&ms);
+    assert!(
+        about(waits(early), 1),
+        "the early profile keeps 1h: {early:?}"
+    );
+    assert!(about(waits(late), 2), "a new entrant waits 2h: {late:?}");
+    // The default columns show who is inside; Active (moving right now) is wide-only.
+    let table = kubectl(&["get", "jny", "-n", &ns], None);
+    let mut lines = table.stdout.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
+    assert_eq!(
+        &header[..6],
+        ["NAME", "PHASE", "VERSION", "INSIDE", "HELD", "HELDBY"],
+        "{}",
+        table.stdout
+    );
+    let row: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
+    assert_eq!(
+        &row[..5],
+        ["welcome", "Live", "2", "2", "0"],
+        "{}",
+        table.stdout
+    );
+    let wide = kubectl(&["get", "jny", "-n", &ns, "-o", "wide"], None);
+    assert!(
+        wide.stdout.lines().next().unwrap_or("").contains("ACTIVE"),
+        "{}",
+        wide.stdout
+    );
+    controller.stop().await;
+}
