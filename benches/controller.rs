@@ -13,7 +13,9 @@
 //! 3. idle API writes per journey per hour at steady state (audit log, `--resync=2s`);
 //! 4. controller RSS (VmRSS, VmHWM) with 10,000 journeys reconciled; with `BENCH_COMPARE_BIN`
 //!    (another commit's build), each run measures both binaries back to back and the medians'
-//!    ratio is printed.
+//!    ratio is printed;
+//! 5. an emergency hold over 1,000 live journeys: one `JourneyHold` to all Held, its deletion to
+//!    all Live, and pausing the same journeys through 1,000 spec patches, back to back.
 //!
 //! Each figure is measured three times (`BENCH_RUNS` overrides); every run and the median are printed.
 
@@ -65,6 +67,7 @@ const MEMORY_JOURNEYS: usize = 10_000;
 const IDLE_RESYNC: &str = "2s";
 const IDLE_WINDOW: Duration = Duration::from_secs(20);
 const READY_TIMEOUT: Duration = Duration::from_secs(600);
+const HOLD_JOURNEYS: usize = 1_000;
 
 type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -496,6 +499,125 @@ async fn cold_start(bench: &Bench) -> Res<()> {
     Ok(())
 }
 
+fn condition_true(j: &Journey, type_: &str) -> bool {
+    j.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == type_ && c.status == "True")
+    })
+}
+
+fn held(j: &Journey) -> bool {
+    condition_true(j, "Held")
+        && j.status.as_ref().and_then(|s| s.phase) == Some(journey_operator::api::Phase::Paused)
+}
+
+fn live_not_held(j: &Journey) -> bool {
+    !condition_true(j, "Held")
+        && j.status.as_ref().and_then(|s| s.phase) == Some(journey_operator::api::Phase::Live)
+}
+
+fn paused(j: &Journey) -> bool {
+    j.status.as_ref().and_then(|s| s.phase) == Some(journey_operator::api::Phase::Paused)
+}
+
+/// Figure 5: an emergency hold over 1,000 live journeys: from creating one `JourneyHold` to
+/// every journey Held (and from deleting it to every journey Live again), against pausing the
+/// same journeys through their specs (1,000 patches, as a bulk edit in Git would sync), back to
+/// back on the same controller.
+async fn hold(bench: &Bench) -> Res<()> {
+    println!(
+        "\n== emergency hold: one JourneyHold over {HOLD_JOURNEYS} live journeys, against pausing them through their specs"
+    );
+    let ns = bench.namespace("bench-hold").await?;
+    bench.populate(&ns, HOLD_JOURNEYS).await?;
+    let mut ready = Tracker::start(&bench.client, &ns);
+    let mut op = Operator::start(bench, &ns, &bench.data_dir(&ns), None)?;
+    ready.wait_ready(HOLD_JOURNEYS, READY_TIMEOUT).await?;
+    let holds: Api<journey_operator::api::hold::JourneyHold> =
+        Api::namespaced(bench.client.clone(), &ns);
+    let journeys: Api<Journey> = Api::namespaced(bench.client.clone(), &ns);
+    let (mut hold_secs, mut release_secs, mut spec_secs) = (Vec::new(), Vec::new(), Vec::new());
+    for run in 1..=runs() {
+        let mut held_count = Tracker::counting(&bench.client, &ns, held);
+        let mut live_count = Tracker::counting(&bench.client, &ns, live_not_held);
+        live_count.wait_ready(HOLD_JOURNEYS, READY_TIMEOUT).await?;
+        let hold: journey_operator::api::hold::JourneyHold = serde_json::from_value(json!({
+            "apiVersion": "journey.dev/v1alpha1", "kind": "JourneyHold",
+            "metadata": {"name": format!("incident-{run}")},
+            "spec": {"selector": {}, "reason": "bench incident", "duration": "1h"}
+        }))?;
+        let started = Instant::now();
+        holds.create(&PostParams::default(), &hold).await?;
+        let all_held = held_count.wait_ready(HOLD_JOURNEYS, READY_TIMEOUT).await?;
+        let held_in = all_held.duration_since(started).as_secs_f64();
+        let started = Instant::now();
+        holds
+            .delete(&format!("incident-{run}"), &DeleteParams::default())
+            .await?;
+        let all_live = live_count.wait_ready(HOLD_JOURNEYS, READY_TIMEOUT).await?;
+        let released_in = all_live.duration_since(started).as_secs_f64();
+
+        // The same journeys paused through their specs, then published again.
+        let mut paused_count = Tracker::counting(&bench.client, &ns, paused);
+        let started = Instant::now();
+        patch_states(&journeys, "Paused").await?;
+        let all_paused = paused_count
+            .wait_ready(HOLD_JOURNEYS, READY_TIMEOUT)
+            .await?;
+        let spec_in = all_paused.duration_since(started).as_secs_f64();
+        patch_states(&journeys, "Published").await?;
+        op.alive()?;
+        println!(
+            "hold run {run}: all {HOLD_JOURNEYS} Held {held_in:.2}s after the hold was created, Live again {released_in:.2}s after it was deleted; \
+             through the specs: all Paused {spec_in:.2}s after the first patch (load {})",
+            load()
+        );
+        hold_secs.push(held_in);
+        release_secs.push(released_in);
+        spec_secs.push(spec_in);
+    }
+    let (h, r, p) = (
+        median(&hold_secs),
+        median(&release_secs),
+        median(&spec_secs),
+    );
+    println!(
+        "hold median: {HOLD_JOURNEYS} held in {h:.2}s ({:.0} journeys/s), released in {r:.2}s; spec pause {p:.2}s; ratio hold / spec pause {:.2}",
+        HOLD_JOURNEYS as f64 / h,
+        h / p
+    );
+    let cleared = remove_journeys(&bench.client, &ns).await;
+    op.stop();
+    cleared
+}
+
+/// Sets `spec.state` of every journey of the namespace (one merge patch each).
+async fn patch_states(api: &Api<Journey>, state: &str) -> Res<()> {
+    let names: Vec<String> = api
+        .list_metadata(&ListParams::default())
+        .await?
+        .items
+        .iter()
+        .map(|j| j.name_any())
+        .collect();
+    let patch = json!({"spec": {"state": state}});
+    futures::stream::iter(names)
+        .map(|name| {
+            let api = api.clone();
+            let patch = patch.clone();
+            async move {
+                api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                    .map(|_| ())
+            }
+        })
+        .buffer_unordered(SETUP_CONCURRENCY)
+        .try_collect::<()>()
+        .await?;
+    Ok(())
+}
+
 /// Deletes every journey of `ns` and waits until they are gone. The local control plane has no
 /// kube-controller-manager, so deleting the namespace would not delete its contents.
 async fn remove_journeys(client: &Client, ns: &str) -> Res<()> {
@@ -887,6 +1009,9 @@ async fn main_async() -> Res<()> {
     }
     if wanted("memory") {
         memory(&bench).await?;
+    }
+    if wanted("hold") {
+        hold(&bench).await?;
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 # mode, starts a fresh local control plane (etcd + kube-apiserver, as hack/test.sh does) and
 # runs benches/controller.rs against it, which drives the real `journey-operator run` binary as
 # a child process. Prints the figures; never fails on a missed target.
-# BENCH_ONLY=latency,idle,cold,memory picks figures (default: all).
+# BENCH_ONLY=latency,idle,cold,memory,hold picks figures (default: all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=hack/lib.sh

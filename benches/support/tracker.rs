@@ -34,12 +34,20 @@ struct TrackerState {
 
 pub struct Tracker {
     state: Arc<Mutex<TrackerState>>,
+    /// What "ready" means for this tracker (Ready and current, unless told otherwise).
+    #[allow(dead_code)]
+    predicate: fn(&Journey) -> bool,
     changed: tokio::sync::watch::Receiver<u64>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Tracker {
     pub fn start(client: &Client, ns: &str) -> Tracker {
+        Self::counting(client, ns, ready_and_current)
+    }
+
+    /// Counts the journeys of `ns` for which `predicate` holds, as they change.
+    pub fn counting(client: &Client, ns: &str, predicate: fn(&Journey) -> bool) -> Tracker {
         let api: Api<Journey> = Api::namespaced(client.clone(), ns);
         let state = Arc::new(Mutex::new(TrackerState::default()));
         let (tx, rx) = tokio::sync::watch::channel(0u64);
@@ -52,7 +60,7 @@ impl Tracker {
             while let Some(event) = stream.next().await {
                 let Ok(j) = event else { continue };
                 let now = Instant::now();
-                let ok = ready_and_current(&j);
+                let ok = predicate(&j);
                 {
                     let mut s = shared.lock().expect("tracker");
                     let was = s.current.insert(j.name_any(), ok).unwrap_or(false);
@@ -70,6 +78,7 @@ impl Tracker {
         });
         Tracker {
             state,
+            predicate,
             changed: rx,
             task,
         }

@@ -395,6 +395,27 @@ async fn a_cluster_hold_covers_the_namespaces_it_selects() {
     assert!(out.success, "{out:?}");
     let j = wait_for(&api, "j", "held", WAIT, has_condition("Held", "True")).await;
     assert_eq!(held_by(&j), vec![format!("ClusterJourneyHold {name}")]);
+    // Journeys that start matching later are held too: a new one, and one relabelled.
+    sync_as_argocd(&ns, "new", "growth", &spec("Published"));
+    sync_as_argocd(&ns, "other", "billing", &spec("Published"));
+    wait_for(
+        &api,
+        "new",
+        "held at once",
+        WAIT,
+        has_condition("Held", "True"),
+    )
+    .await;
+    wait_for(&api, "other", "Live", WAIT, in_phase(Phase::Live)).await;
+    sync_as_argocd(&ns, "other", "growth", &spec("Published"));
+    wait_for(
+        &api,
+        "other",
+        "held once relabelled",
+        WAIT,
+        has_condition("Held", "True"),
+    )
+    .await;
     let out = kubectl(&["delete", "clusterjourneyhold", &name], None);
     assert!(out.success, "{out:?}");
     wait_for(

@@ -88,6 +88,13 @@ async fn the_operator_runs_with_only_its_service_account_rbac() {
         ("update", "journeys", "status", false),
         ("list", "secrets", "", false),
         ("delete", "events.events.k8s.io", "", false),
+        ("watch", "journeyholds", "", true),
+        ("patch", "journeyholds", "status", true),
+        ("watch", "clusterjourneyholds", "", true),
+        ("create", "journeyholds", "", false),
+        ("delete", "journeyholds", "", false),
+        ("watch", "namespaces", "", true),
+        ("patch", "namespaces", "", false),
     ] {
         let sub = format!("--subresource={subresource}");
         let mut args = vec!["auth", "can-i", verb, resource, "-n", &ns];
@@ -152,6 +159,33 @@ async fn the_operator_runs_with_only_its_service_account_rbac() {
         events.stdout.contains("Published"),
         "events were recorded: {events:?}"
     );
+    // An emergency hold, held and released with only that identity (its finalizer and status
+    // included).
+    let hold = format!(
+        "apiVersion: journey.dev/v1alpha1\nkind: JourneyHold\nmetadata: {{name: incident, namespace: {ns}}}\nspec: {{selector: {{}}, reason: least privilege, duration: 1h}}\n"
+    );
+    let out = kubectl(&["apply", "-f", "-"], Some(&hold));
+    assert!(out.success, "{out:?}");
+    wait_for(&api, "j", "Held", WAIT, has_condition("Held", "True")).await;
+    crate::support::eventually("the hold's status written", async || {
+        let out = kubectl(
+            &[
+                "get",
+                "journeyhold",
+                "incident",
+                "-n",
+                &ns,
+                "-o",
+                "jsonpath={.status.matched}",
+            ],
+            None,
+        );
+        out.stdout.trim() == "1"
+    })
+    .await;
+    let out = kubectl(&["delete", "journeyhold", "incident", "-n", &ns], None);
+    assert!(out.success, "{out:?}");
+    wait_for(&api, "j", "released", WAIT, has_condition("Held", "False")).await;
     apply(&ns, "j", spec("Paused"));
     wait_for(&api, "j", "Paused", WAIT, in_phase(Phase::Paused)).await;
     let out = kubectl(&["delete", "journey", "j", "-n", &ns, "--wait=false"], None);
