@@ -34,6 +34,11 @@ pub struct Ctx {
 /// The apiserver's message (an admission error, a 404) without the client's wrapping.
 fn api_error(e: kube::Error, what: &str) -> anyhow::Error {
     match e {
+        kube::Error::Api(status)
+            if status.code == 404 && status.message.contains("page not found") =>
+        {
+            anyhow!("{what}: the journey.dev API is not served here (are the CRDs installed?)")
+        }
         kube::Error::Api(status) => anyhow!("{what}: {}", status.message),
         other => anyhow!("{what}: {other}"),
     }
