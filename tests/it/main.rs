@@ -22,6 +22,7 @@ mod lifecycle_parity;
 mod operator;
 mod operator_process;
 mod plan;
+mod plugin;
 mod policy;
 mod remote_mode;
 mod roles;
