@@ -85,7 +85,9 @@ async fn every_example_applies_and_reads_back_as_a_superset() {
         .collect();
     assert_eq!(
         header,
-        ["NAME", "PHASE", "VERSION", "ACTIVE", "HELD", "AGE"]
+        [
+            "NAME", "PHASE", "VERSION", "INSIDE", "HELD", "HELDBY", "AGE"
+        ]
     );
     let wide = kubectl(&["get", "jny", "-n", &ns, "-o", "wide"], None);
     let header: Vec<&str> = wide
@@ -98,7 +100,8 @@ async fn every_example_applies_and_reads_back_as_a_superset() {
     assert_eq!(
         header,
         [
-            "NAME", "PHASE", "VERSION", "ACTIVE", "HELD", "AGE", "MODE", "FILTER"
+            "NAME", "PHASE", "VERSION", "INSIDE", "HELD", "HELDBY", "AGE", "ACTIVE", "MODE",
+            "FILTER"
         ]
     );
     assert!(
