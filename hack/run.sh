@@ -76,9 +76,10 @@ for attempt in $(seq 1 30); do
   sleep 1
 done
 
-log "feeding simulated profiles and events (Ctrl-C to stop)"
+log "feeding simulated profiles and events and telling the lifecycle story on onboarding (Ctrl-C to stop)"
 "$xtask" demo --namespace "$ns" --data-plane "http://127.0.0.1:$data_port" \
-  --token-file "$state/token" --interval "${JOURNEY_STATUS_INTERVAL:-2s}" &
+  --token-file "$state/token" --interval "${JOURNEY_STATUS_INTERVAL:-2s}" \
+  --stage-seconds "${JOURNEY_STAGE_SECONDS:-10}" &
 DEMO_PID=$!
 # Whichever ends first ends the main job: a controller that dies must not leave the demo
 # printing a table of '?' forever.
