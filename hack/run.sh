@@ -12,8 +12,8 @@ ensure_kubectl
 log "building journey-operator and the development tasks (xtask: control plane, demo)"
 cargo build --quiet -p journey-operator --bin journey-operator
 cargo build --quiet -p xtask
-bin=target/debug/journey-operator
-xtask=target/debug/xtask
+bin="${CARGO_TARGET_DIR:-target}/debug/journey-operator"
+xtask="${CARGO_TARGET_DIR:-target}/debug/xtask"
 
 state="$(mktemp -d "${TMPDIR:-/tmp}/journey-run.XXXXXX")"
 CONTROLLER_PID=""
@@ -68,11 +68,18 @@ done
 
 "$KUBECTL" create namespace "$ns" --dry-run=client -o yaml | "$KUBECTL" apply -f - >/dev/null
 log "applying manifests/examples/ to namespace $ns"
-"$KUBECTL" apply -n "$ns" -f manifests/examples/
+# An Established CRD can still answer "Kind=Journey not found" (503) for a few seconds while
+# the apiserver's discovery catches up: retry, bounded.
+for attempt in $(seq 1 30); do
+  if "$KUBECTL" apply -n "$ns" -f manifests/examples/; then break; fi
+  if [ "$attempt" -eq 30 ]; then exit 1; fi
+  sleep 1
+done
 
-log "feeding simulated profiles and events (Ctrl-C to stop)"
+log "feeding simulated profiles and events and telling the lifecycle story on onboarding (Ctrl-C to stop)"
 "$xtask" demo --namespace "$ns" --data-plane "http://127.0.0.1:$data_port" \
-  --token-file "$state/token" --interval "${JOURNEY_STATUS_INTERVAL:-2s}" &
+  --token-file "$state/token" --interval "${JOURNEY_STATUS_INTERVAL:-2s}" \
+  --stage-seconds "${JOURNEY_STAGE_SECONDS:-10}" &
 DEMO_PID=$!
 # Whichever ends first ends the main job: a controller that dies must not leave the demo
 # printing a table of '?' forever.

@@ -44,6 +44,19 @@ struct DemoArgs {
     interval: Duration,
     #[arg(long, default_value_t = 40)]
     events_per_tick: usize,
+    /// The journey the lifecycle story (pause, filter, resume, hold, release) is told on;
+    /// `--story-journey ''` feeds traffic only.
+    #[arg(long, default_value = "onboarding")]
+    story_journey: String,
+    /// How long each story stage lingers once its status is reached, so a human can follow.
+    #[arg(long, default_value_t = 10)]
+    stage_seconds: u64,
+    /// `spec.resume.rate` (held profiles released per second) of the story's resume.
+    #[arg(long, default_value_t = 20)]
+    resume_rate: i32,
+    /// When stdout is not a terminal, print the table this often (plain lines for logs).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    log_every: Duration,
 }
 
 #[derive(clap::Args, Debug)]
@@ -71,6 +84,10 @@ fn main() -> anyhow::Result<()> {
                 token_file: args.token_file,
                 interval: args.interval,
                 events_per_tick: args.events_per_tick,
+                story_journey: Some(args.story_journey).filter(|j| !j.is_empty()),
+                stage_seconds: Duration::from_secs(args.stage_seconds),
+                resume_rate: args.resume_rate,
+                log_every: args.log_every,
             }))?;
             Ok(())
         }
