@@ -592,15 +592,20 @@ async fn hold(bench: &Bench) -> Res<()> {
     cleared
 }
 
-/// Sets `spec.state` of every journey of the namespace (one merge patch each).
-async fn patch_states(api: &Api<Journey>, state: &str) -> Res<()> {
-    let names: Vec<String> = api
+/// The names of every journey `api` lists.
+async fn journey_names(api: &Api<Journey>) -> Res<Vec<String>> {
+    Ok(api
         .list_metadata(&ListParams::default())
         .await?
         .items
         .iter()
         .map(|j| j.name_any())
-        .collect();
+        .collect())
+}
+
+/// Sets `spec.state` of every journey of the namespace (one merge patch each).
+async fn patch_states(api: &Api<Journey>, state: &str) -> Res<()> {
+    let names = journey_names(api).await?;
     let patch = json!({"spec": {"state": state}});
     futures::stream::iter(names)
         .map(|name| {
@@ -624,13 +629,7 @@ async fn remove_journeys(client: &Client, ns: &str) -> Res<()> {
     let api: Api<Journey> = Api::namespaced(client.clone(), ns);
     // One request per journey: a single deletecollection of thousands outlives the
     // apiserver's request timeout.
-    let names: Vec<String> = api
-        .list_metadata(&ListParams::default())
-        .await?
-        .items
-        .iter()
-        .map(|j| j.name_any())
-        .collect();
+    let names = journey_names(&api).await?;
     futures::stream::iter(names)
         .map(|name| {
             let api = api.clone();
