@@ -27,6 +27,18 @@ ensure_kube_apiserver() {
   export KUBE_APISERVER
 }
 
+# Helm, for the chart's tests (charts/journey-operator/), in a Go module of its own: the
+# kube-apiserver module's k8s.io pins would override Helm's. The ldflags are those of Helm's
+# Makefile, so `helm version` tells the truth and `helm template` assumes this Kubernetes minor.
+HELM_VERSION="${HELM_VERSION:-v3.22.0}"
+ensure_helm() {
+  local v="helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+  local k="-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=37"
+  local l="-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=37"
+  HELM="$("$(dirname "${BASH_SOURCE[0]}")/build-go-tool.sh" helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" "-X $v $k $l")"
+  export HELM
+}
+
 ensure_tools() {
   command -v cargo >/dev/null || { echo "cargo is required (rustup)" >&2; exit 1; }
   command -v go >/dev/null || { echo "go is required to build kube-apiserver" >&2; exit 1; }
@@ -37,6 +49,7 @@ ensure_tools() {
   # kstatus from sigs.k8s.io/cli-utils, as Flux and kpt compute it.
   KSTATUS="$("$(dirname "${BASH_SOURCE[0]}")/build-go-helper.sh" kstatus)"
   export ARGOCD_HEALTH KSTATUS
+  ensure_helm
 }
 
 # Starts etcd + kube-apiserver in the background (tied to this shell) and exports KUBECONFIG.
