@@ -16,6 +16,8 @@ mod engine_service;
 mod examples;
 mod expression_limits;
 mod finalizer;
+mod helm;
+mod helm_upgrade;
 mod holds;
 mod install;
 mod lifecycle_parity;
