@@ -19,6 +19,7 @@ step_done() {
 
 ensure_tools
 log "kubectl: $("$KUBECTL" version --client 2>/dev/null | head -n 1)"
+log "helm: $("$HELM" version --short)"
 step_done "installing the tools"
 
 log "cargo fmt --check"
