@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::Value;
 
@@ -21,10 +22,17 @@ pub struct HelmOutput {
     pub stderr: String,
 }
 
+/// Scratch space of the chart tests, in the control plane's directory (removed with it).
+fn scratch() -> PathBuf {
+    let dir = support::control_plane_dir().join(format!("helm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("creating the helm scratch directory");
+    dir
+}
+
 /// Runs the real helm with its cache, config and data in a directory of this test process,
 /// so nothing of the machine's own Helm setup (repositories, plugins) takes part.
 pub fn helm(args: &[&str], kubeconfig: Option<&Path>) -> HelmOutput {
-    let home = std::env::temp_dir().join(format!("journey-helm-{}", std::process::id()));
+    let home = scratch();
     let mut command = Command::new(support::env("HELM"));
     command
         .args(args)
@@ -150,10 +158,10 @@ fn monitoring_kit_present() -> bool {
 /// Every option on, in one values file: the remote engine deployed by the chart, the policy,
 /// the admission policies, the monitoring kit, storage and placement settings.
 fn all_options_values(monitoring: bool) -> PathBuf {
-    let path = std::env::temp_dir().join(format!(
-        "journey-helm-all-options-{}-{monitoring}.yaml",
-        std::process::id()
-    ));
+    // One file per call: tests run in parallel, and a rewrite would truncate another's input.
+    static CALLS: AtomicU32 = AtomicU32::new(0);
+    let n = CALLS.fetch_add(1, Ordering::SeqCst);
+    let path = scratch().join(format!("all-options-{monitoring}-{n}.yaml"));
     let values = format!(
         r#"
 image:
