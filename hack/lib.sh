@@ -27,6 +27,20 @@ ensure_kube_apiserver() {
   export KUBE_APISERVER
 }
 
+# promtool (Prometheus v3; its Go module tags are v0.3xx.y), for `promtool check rules` and
+# `promtool test rules` over manifests/monitoring/prometheusrule.yaml.
+PROMETHEUS_MODULE_VERSION="${PROMETHEUS_MODULE_VERSION:-v0.316.0}"
+ensure_promtool() {
+  # v0.316.0 is Prometheus 3.16.0: minor 3xx - 300, the same patch.
+  local minor="${PROMETHEUS_MODULE_VERSION#v0.}"
+  minor="${minor%%.*}"
+  local release="3.$((minor - 300)).${PROMETHEUS_MODULE_VERSION##*.}"
+  PROMTOOL="$("$(dirname "${BASH_SOURCE[0]}")/build-go-tool.sh" promtool \
+    github.com/prometheus/prometheus/cmd/promtool "$PROMETHEUS_MODULE_VERSION" \
+    "-X github.com/prometheus/common/version.Version=$release")"
+  export PROMTOOL
+}
+
 ensure_tools() {
   command -v cargo >/dev/null || { echo "cargo is required (rustup)" >&2; exit 1; }
   command -v go >/dev/null || { echo "go is required to build kube-apiserver" >&2; exit 1; }
@@ -37,6 +51,7 @@ ensure_tools() {
   # kstatus from sigs.k8s.io/cli-utils, as Flux and kpt compute it.
   KSTATUS="$("$(dirname "${BASH_SOURCE[0]}")/build-go-helper.sh" kstatus)"
   export ARGOCD_HEALTH KSTATUS
+  ensure_promtool
 }
 
 # Starts etcd + kube-apiserver in the background (tied to this shell) and exports KUBECONFIG.

@@ -165,6 +165,11 @@ pub async fn reconcile(
         .await
         .unwrap_or_else(|message| Err(ReconcileError::Panicked(message)));
     ctx.metrics.record_reconcile(started.elapsed());
+    match &result {
+        Ok(_) => ctx.metrics.record_engine_available(true),
+        Err(ReconcileError::Engine(_)) => ctx.metrics.record_engine_available(false),
+        Err(_) => {}
+    }
     if result.is_ok() {
         let key =
             translate::engine_key(&cached.namespace().unwrap_or_default(), &cached.name_any());
