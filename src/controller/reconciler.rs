@@ -165,11 +165,6 @@ pub async fn reconcile(
         .await
         .unwrap_or_else(|message| Err(ReconcileError::Panicked(message)));
     ctx.metrics.record_reconcile(started.elapsed());
-    match &result {
-        Ok(_) => ctx.metrics.record_engine_available(true),
-        Err(ReconcileError::Engine(_)) => ctx.metrics.record_engine_available(false),
-        Err(_) => {}
-    }
     if result.is_ok() {
         let key =
             translate::engine_key(&cached.namespace().unwrap_or_default(), &cached.name_any());
@@ -424,6 +419,9 @@ async fn apply(
     }
     ctx.metrics.observe(&key, &desired);
 
+    // The same test the planner makes (an engine that did not answer is unavailable), for
+    // journey_engine_available.
+    ctx.metrics.record_engine_available(snapshot_result.is_ok());
     if let Err(e) = snapshot_result {
         return Err(ReconcileError::Engine(e));
     }

@@ -46,6 +46,11 @@ pub fn control_plane_dir() -> PathBuf {
     PathBuf::from(env("CONTROL_PLANE_DIR"))
 }
 
+/// promtool, built by `hack/test.sh` (hack/lib.sh `ensure_promtool`).
+pub fn promtool() -> PathBuf {
+    PathBuf::from(env("PROMTOOL"))
+}
+
 pub fn kubeconfig() -> PathBuf {
     PathBuf::from(env("KUBECONFIG"))
 }
