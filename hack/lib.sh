@@ -41,6 +41,18 @@ ensure_promtool() {
   export PROMTOOL
 }
 
+# prometheus-operator's CRDs (ServiceMonitor, PrometheusRule), which the monitoring kit is
+# applied against: the Go module's zip from the module proxy carries them.
+PROMETHEUS_OPERATOR_VERSION="${PROMETHEUS_OPERATOR_VERSION:-v0.85.0}"
+ensure_prometheus_operator_crds() {
+  local dir
+  dir="$(cd "$JOURNEY_CACHE" && go mod download -json \
+    "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')"
+  PROMETHEUS_OPERATOR_CRDS="$dir/example/prometheus-operator-crd"
+  export PROMETHEUS_OPERATOR_CRDS
+}
+
 ensure_tools() {
   command -v cargo >/dev/null || { echo "cargo is required (rustup)" >&2; exit 1; }
   command -v go >/dev/null || { echo "go is required to build kube-apiserver" >&2; exit 1; }
@@ -52,6 +64,7 @@ ensure_tools() {
   KSTATUS="$("$(dirname "${BASH_SOURCE[0]}")/build-go-helper.sh" kstatus)"
   export ARGOCD_HEALTH KSTATUS
   ensure_promtool
+  ensure_prometheus_operator_crds
 }
 
 # Starts etcd + kube-apiserver in the background (tied to this shell) and exports KUBECONFIG.

@@ -326,3 +326,47 @@ async fn the_stalled_and_reconcile_error_alerts_fire_on_real_captures_and_not_on
     let dir = tempfile::tempdir().expect("tempdir");
     promtool::check_and_test(dir.path(), &rule_groups(), tests);
 }
+
+/// `kubectl apply -k manifests/monitoring` against prometheus-operator's own CRDs on the real
+/// apiserver: the kit's objects are valid ServiceMonitors, a PrometheusRule and a ConfigMap
+/// (moved into the test's namespace).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kit_applies_on_prometheus_operators_crds() {
+    support::install_crds().await;
+    let client = support::client().await;
+    let ns = support::namespace(&client, "monitoring-kit").await;
+    let crds = support::prometheus_operator_crds();
+    for kind in ["servicemonitors", "prometheusrules"] {
+        let file = crds.join(format!("monitoring.coreos.com_{kind}.yaml"));
+        let file = file.to_str().expect("a UTF-8 path");
+        let out = support::kubectl(&["apply", "--server-side", "-f", file], None);
+        assert!(out.success, "installing {file}: {out:?}");
+        let crd = format!("crd/{kind}.monitoring.coreos.com");
+        let out = crate::controller_support::kubectl_blocking(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            &crd,
+        ])
+        .await;
+        assert!(out.success, "{crd} established: {out:?}");
+    }
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let rendered = support::kubectl(&["kustomize", &format!("{dir}/manifests/monitoring")], None);
+    assert!(rendered.success, "kubectl kustomize: {rendered:?}");
+    let moved = rendered.stdout.replace(
+        "namespace: journey-operator\n",
+        &format!("namespace: {ns}\n"),
+    );
+    let out = support::kubectl(&["apply", "--server-side", "-f", "-"], Some(&moved));
+    assert!(out.success, "applying the kit: {out:?}\n{moved}");
+    for object in [
+        "servicemonitor/journey-operator",
+        "servicemonitor/journey-operator-engine",
+        "prometheusrule/journey-operator",
+        "configmap/journey-operator-dashboard",
+    ] {
+        let out = support::kubectl(&["get", "-n", &ns, object, "-o", "name"], None);
+        assert!(out.success, "{object} in {ns}: {out:?}");
+    }
+}

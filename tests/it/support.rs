@@ -51,6 +51,11 @@ pub fn promtool() -> PathBuf {
     PathBuf::from(env("PROMTOOL"))
 }
 
+/// prometheus-operator's CRD manifests (hack/lib.sh `ensure_prometheus_operator_crds`).
+pub fn prometheus_operator_crds() -> PathBuf {
+    PathBuf::from(env("PROMETHEUS_OPERATOR_CRDS"))
+}
+
 pub fn kubeconfig() -> PathBuf {
     PathBuf::from(env("KUBECONFIG"))
 }
