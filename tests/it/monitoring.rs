@@ -1,8 +1,8 @@
 //! The monitoring kit (manifests/monitoring/) against the real processes: every metric its
 //! alerts and dashboard use is served by a running controller or engine service, every
 //! expression parses (promql-parser), and the alerts fire, checked by `promtool test rules`,
-//! on series captured from a real controller while a journey is Stalled and while reconciles
-//! fail, and stay quiet on a healthy capture.
+//! on series captured from a real controller while a journey is Stalled, while a pause nears
+//! its maxDuration and while reconciles fail, and stay quiet on a healthy capture.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -273,6 +273,23 @@ async fn the_stalled_and_reconcile_error_alerts_fire_on_real_captures_and_not_on
     .await;
     let stalled = kit.capture().await;
 
+    // A pause of 10 s: past 90% of it, the near-expiry gauge reaches 0.9 (the engine's virtual
+    // clock stands still, so onExpiry does not happen meanwhile).
+    crate::controller_support::apply(
+        &ns,
+        "ok",
+        journey(
+            "Paused",
+            json!({"pause": {"mode": "Hold", "maxDuration": "10s"}}),
+        ),
+    );
+    let ratio = format!("journey_pause_elapsed_ratio{{namespace=\"{ns}\",journey=\"ok\"}}");
+    eventually("the pause past 90% of its maxDuration", async || {
+        kit.value(&ratio).await >= 0.9
+    })
+    .await;
+    let pause = kit.capture().await;
+
     // The engine service gone: every reconcile that needs it fails (EngineUnavailable) and is
     // retried with backoff; a label change starts one.
     kit.engine.kill9();
@@ -313,6 +330,10 @@ async fn the_stalled_and_reconcile_error_alerts_fire_on_real_captures_and_not_on
     let tests = vec![
         json!({"name": "healthy", "interval": "1m", "input_series": healthy, "alert_rule_test": [
             quiet("JourneyStalled"), quiet("JourneyReconcileErrors"), quiet("JourneyEngineUnavailable"),
+            quiet("JourneyPauseNearExpiry"),
+        ]}),
+        json!({"name": "pause near its expiry", "interval": "1m", "input_series": pause, "alert_rule_test": [
+            fires("JourneyPauseNearExpiry", json!({"severity": "warning", "namespace": ns, "journey": "ok"})),
         ]}),
         json!({"name": "stalled", "interval": "1m", "input_series": stalled, "alert_rule_test": [
             fires("JourneyStalled", json!({"severity": "warning", "namespace": ns, "journey": "broken", "reason": "InvalidDefinition"})),
