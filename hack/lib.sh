@@ -28,7 +28,9 @@ ensure_kube_apiserver() {
 }
 
 # promtool (Prometheus v3; its Go module tags are v0.3xx.y), for `promtool check rules` and
-# `promtool test rules` over manifests/monitoring/prometheusrule.yaml.
+# `promtool test rules` over manifests/monitoring/prometheusrule.yaml. `remove_all_sd` leaves
+# out the cloud service-discovery plugins (AWS, Azure, GCE, ...) and their SDKs: rule tests
+# need none of them (README: what each build costs).
 PROMETHEUS_MODULE_VERSION="${PROMETHEUS_MODULE_VERSION:-v0.316.0}"
 ensure_promtool() {
   # v0.316.0 is Prometheus 3.16.0: minor 3xx - 300, the same patch.
@@ -37,7 +39,7 @@ ensure_promtool() {
   local release="3.$((minor - 300)).${PROMETHEUS_MODULE_VERSION##*.}"
   PROMTOOL="$("$(dirname "${BASH_SOURCE[0]}")/build-go-tool.sh" promtool \
     github.com/prometheus/prometheus/cmd/promtool "$PROMETHEUS_MODULE_VERSION" \
-    "-X github.com/prometheus/common/version.Version=$release")"
+    "-X github.com/prometheus/common/version.Version=$release" remove_all_sd)"
   export PROMTOOL
 }
 
