@@ -48,6 +48,7 @@ ensure_promtool() {
 PROMETHEUS_OPERATOR_VERSION="${PROMETHEUS_OPERATOR_VERSION:-v0.85.0}"
 ensure_prometheus_operator_crds() {
   local dir
+  mkdir -p "$JOURNEY_CACHE"
   dir="$(cd "$JOURNEY_CACHE" && go mod download -json \
     "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')"
