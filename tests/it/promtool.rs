@@ -9,10 +9,10 @@ use std::process::Command;
 use serde_json::{Value, json};
 
 /// How many one-minute samples each input series has: longer than every rule's range plus
-/// its `for:` (15m + 5m at most).
-const SAMPLES: u32 = 40;
+/// its `for:` (15m + 15m at most).
+const SAMPLES: u32 = 45;
 /// When the alerts are evaluated: after every `for:` has elapsed on the repeated samples.
-pub const EVAL_TIME: &str = "30m";
+pub const EVAL_TIME: &str = "35m";
 
 /// One series of a scrape: its name and labels as the exposition format writes them.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
