@@ -37,6 +37,33 @@ ensure_helm() {
   local l="-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=37"
   HELM="$("$(dirname "${BASH_SOURCE[0]}")/build-go-tool.sh" helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" "-X $v $k $l")"
   export HELM
+# promtool (Prometheus v3; its Go module tags are v0.3xx.y), for `promtool check rules` and
+# `promtool test rules` over manifests/monitoring/prometheusrule.yaml. `remove_all_sd` leaves
+# out the cloud service-discovery plugins (AWS, Azure, GCE, ...) and their SDKs: rule tests
+# need none of them (README: what each build costs).
+PROMETHEUS_MODULE_VERSION="${PROMETHEUS_MODULE_VERSION:-v0.316.0}"
+ensure_promtool() {
+  # v0.316.0 is Prometheus 3.16.0: minor 3xx - 300, the same patch.
+  local minor="${PROMETHEUS_MODULE_VERSION#v0.}"
+  minor="${minor%%.*}"
+  local release="3.$((minor - 300)).${PROMETHEUS_MODULE_VERSION##*.}"
+  PROMTOOL="$("$(dirname "${BASH_SOURCE[0]}")/build-go-tool.sh" promtool \
+    github.com/prometheus/prometheus/cmd/promtool "$PROMETHEUS_MODULE_VERSION" \
+    "-X github.com/prometheus/common/version.Version=$release" remove_all_sd)"
+  export PROMTOOL
+}
+
+# prometheus-operator's CRDs (ServiceMonitor, PrometheusRule), which the monitoring kit is
+# applied against: the Go module's zip from the module proxy carries them.
+PROMETHEUS_OPERATOR_VERSION="${PROMETHEUS_OPERATOR_VERSION:-v0.85.0}"
+ensure_prometheus_operator_crds() {
+  local dir
+  mkdir -p "$JOURNEY_CACHE"
+  dir="$(cd "$JOURNEY_CACHE" && go mod download -json \
+    "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')"
+  PROMETHEUS_OPERATOR_CRDS="$dir/example/prometheus-operator-crd"
+  export PROMETHEUS_OPERATOR_CRDS
 }
 
 ensure_tools() {
@@ -50,6 +77,8 @@ ensure_tools() {
   KSTATUS="$("$(dirname "${BASH_SOURCE[0]}")/build-go-helper.sh" kstatus)"
   export ARGOCD_HEALTH KSTATUS
   ensure_helm
+  ensure_promtool
+  ensure_prometheus_operator_crds
 }
 
 # Starts etcd + kube-apiserver in the background (tied to this shell) and exports KUBECONFIG.

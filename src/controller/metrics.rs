@@ -1,4 +1,6 @@
-//! Prometheus metrics. Labels are bounded (reasons, phases, states), never object names.
+//! Prometheus metrics. Labels are bounded (reasons, phases, states); object names appear only
+//! on the per-journey gauges of journeys needing attention (Stalled, a pause that can expire, a
+//! resume under way), which the alerts of manifests/monitoring/ must name.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
@@ -53,6 +55,59 @@ impl Histogram {
 struct Reported {
     phase: Option<Phase>,
     profiles: ProfileCounts,
+    /// Only for a journey someone must look at (Stalled, paused towards its expiry, resuming):
+    /// its alerts must name it, and such journeys are few, so their names as labels cost
+    /// little; a healthy journey keeps no name here.
+    attention: Option<Attention>,
+}
+
+/// The per-journey facts the alerts need, with the journey's namespace and name.
+#[derive(Debug, Clone, PartialEq)]
+struct Attention {
+    namespace: String,
+    name: String,
+    /// The Stalled condition's reason while it is True.
+    stalled: Option<String>,
+    /// A pause that can expire (not held): since and expires-at, in Unix milliseconds.
+    pause: Option<(i64, i64)>,
+    /// A resume under way: held profiles to release, and released so far.
+    resume: Option<(i64, i64)>,
+}
+
+impl Attention {
+    fn of(key: &str, status: &JourneyStatus) -> Option<Attention> {
+        let stalled = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == crate::api::status::condition_types::STALLED && c.status == "True")
+            .map(|c| c.reason.clone());
+        // A held pause does not expire (its clock stands still), so it is not near its end.
+        let pause = status
+            .pause
+            .as_ref()
+            .filter(|p| p.held_by.is_empty())
+            .map(|p| (p.since.0.as_millisecond(), p.expires_at.0.as_millisecond()));
+        let resume = status.resume.as_ref().map(|r| (r.total, r.released));
+        if stalled.is_none() && pause.is_none() && resume.is_none() {
+            return None;
+        }
+        let (namespace, name) = key.split_once('/').unwrap_or(("", key));
+        Some(Attention {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            stalled,
+            pause,
+            resume,
+        })
+    }
+}
+
+/// How the controller last found its engine: the mode (`embedded`, `remote`) and whether the
+/// last reconcile reached it.
+#[derive(Debug, Default)]
+struct EngineReach {
+    mode: &'static str,
+    available: Option<bool>,
 }
 
 /// The controller's metrics; one set per controller instance.
@@ -77,6 +132,7 @@ pub struct Metrics {
     /// By a hash of the journey's key: 10,000 journeys' names would cost more than their
     /// gauges, and two keys sharing a 64-bit hash is beyond any real cluster.
     journeys: Mutex<HashMap<u64, Reported>>,
+    engine_reach: Mutex<EngineReach>,
 }
 
 fn journey_id(key: &str) -> u64 {
@@ -136,6 +192,17 @@ impl Metrics {
         self.status_writes.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The controller's engine mode, `embedded` or `remote` (the label of
+    /// `journey_engine_available`).
+    pub fn set_engine_mode(&self, mode: &'static str) {
+        lock(&self.engine_reach).mode = mode;
+    }
+
+    /// Whether a reconcile just reached the engine (succeeded) or found it unavailable.
+    pub fn record_engine_available(&self, available: bool) {
+        lock(&self.engine_reach).available = Some(available);
+    }
+
     pub fn record_error(&self, reason: &'static str) {
         *lock(&self.errors).entry(reason).or_insert(0) += 1;
     }
@@ -147,6 +214,7 @@ impl Metrics {
             Reported {
                 phase: status.phase,
                 profiles: status.profiles.clone().unwrap_or_default(),
+                attention: Attention::of(key, status),
             },
         );
     }
@@ -222,6 +290,7 @@ impl Metrics {
         );
         lock(&self.durations).render(&mut out, "journey_reconcile_duration_seconds", "");
         self.render_engine(&mut out);
+        self.render_engine_reach(&mut out);
 
         let journeys = lock(&self.journeys);
         let mut by_phase: BTreeMap<String, u64> = [
@@ -269,7 +338,115 @@ impl Metrics {
         for (state, n) in &by_state {
             let _ = writeln!(out, "journey_profiles{{state=\"{state}\"}} {n}");
         }
+        let mut attention: Vec<&Attention> = journeys
+            .values()
+            .filter_map(|r| r.attention.as_ref())
+            .collect();
+        attention.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        render_attention(&mut out, &attention, now_millis());
         out
+    }
+
+    fn render_engine_reach(&self, out: &mut String) {
+        let reach = lock(&self.engine_reach);
+        let _ = writeln!(
+            out,
+            "# HELP journey_engine_available Whether the controller's last reconcile reached its journey engine (1) or found it unavailable (0), by engine mode (embedded, remote).\n# TYPE journey_engine_available gauge"
+        );
+        if let Some(available) = reach.available {
+            let mode = if reach.mode.is_empty() {
+                "embedded"
+            } else {
+                reach.mode
+            };
+            let _ = writeln!(
+                out,
+                "journey_engine_available{{mode=\"{mode}\"}} {}",
+                u8::from(available)
+            );
+        }
+    }
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Label values are journey names and reasons: DNS-1123 names and reason words, but escaped
+/// anyway as the exposition format requires.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The per-journey gauges of the journeys that need attention, at `now` (Unix ms).
+fn render_attention(out: &mut String, journeys: &[&Attention], now: i64) {
+    let labels = |a: &Attention| {
+        format!(
+            "namespace=\"{}\",journey=\"{}\"",
+            escape(&a.namespace),
+            escape(&a.name)
+        )
+    };
+    let _ = writeln!(
+        out,
+        "# HELP journey_stalled Journeys whose Stalled condition is True (the user must act), by namespace, journey and reason.\n# TYPE journey_stalled gauge"
+    );
+    for a in journeys {
+        if let Some(reason) = &a.stalled {
+            let _ = writeln!(
+                out,
+                "journey_stalled{{{},reason=\"{}\"}} 1",
+                labels(a),
+                escape(reason)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP journey_pause_elapsed_ratio How much of a pause's maxDuration has passed (1 = onExpiry now), for pauses not held by an emergency hold.\n# TYPE journey_pause_elapsed_ratio gauge"
+    );
+    for a in journeys {
+        if let Some((since, expires)) = a.pause {
+            let ratio = if expires > since {
+                (now - since).max(0) as f64 / (expires - since) as f64
+            } else {
+                1.0
+            };
+            let _ = writeln!(out, "journey_pause_elapsed_ratio{{{}}} {ratio}", labels(a));
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP journey_resume_released_profiles Held profiles a resume under way has released so far.\n# TYPE journey_resume_released_profiles gauge"
+    );
+    for a in journeys {
+        if let Some((_, released)) = a.resume {
+            let _ = writeln!(
+                out,
+                "journey_resume_released_profiles{{{}}} {released}",
+                labels(a)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP journey_resume_remaining_profiles Held profiles a resume under way has still to release.\n# TYPE journey_resume_remaining_profiles gauge"
+    );
+    for a in journeys {
+        if let Some((total, released)) = a.resume {
+            let _ = writeln!(
+                out,
+                "journey_resume_remaining_profiles{{{}}} {}",
+                labels(a),
+                (total - released).max(0)
+            );
+        }
     }
 }
 
@@ -396,6 +573,88 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }
+    }
+
+    #[test]
+    fn journeys_needing_attention_are_named_and_healthy_ones_are_not() {
+        use crate::api::journey::PauseMode;
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+        use k8s_openapi::jiff::Timestamp;
+        let m = Metrics::default();
+        let stalled = JourneyStatus {
+            conditions: vec![Condition {
+                type_: "Stalled".into(),
+                status: "True".into(),
+                reason: "InvalidDefinition".into(),
+                message: String::new(),
+                last_transition_time: Time(Timestamp::UNIX_EPOCH),
+                observed_generation: None,
+            }],
+            ..JourneyStatus::default()
+        };
+        m.observe("team/broken", &stalled);
+        let now = now_millis();
+        let pause = |held_by: Vec<String>| JourneyStatus {
+            pause: Some(crate::api::status::PauseStatus {
+                since: Time(Timestamp::from_millisecond(now - 95_000).expect("time")),
+                mode: PauseMode::Hold,
+                reason: None,
+                expires_at: Time(Timestamp::from_millisecond(now + 5_000).expect("time")),
+                held_by,
+                actor: None,
+                change_ref: None,
+            }),
+            ..JourneyStatus::default()
+        };
+        m.observe("team/paused", &pause(vec![]));
+        m.observe(
+            "team/frozen",
+            &pause(vec!["ClusterJourneyHold freeze".into()]),
+        );
+        m.observe(
+            "team/resuming",
+            &JourneyStatus {
+                resume: Some(crate::api::status::ResumeStatus {
+                    started_at: Time(Timestamp::UNIX_EPOCH),
+                    total: 10,
+                    released: 4,
+                }),
+                ..JourneyStatus::default()
+            },
+        );
+        m.observe("team/healthy", &JourneyStatus::default());
+        m.set_engine_mode("remote");
+        m.record_engine_available(false);
+        let text = m.render();
+        for line in [
+            "journey_stalled{namespace=\"team\",journey=\"broken\",reason=\"InvalidDefinition\"} 1",
+            "journey_resume_released_profiles{namespace=\"team\",journey=\"resuming\"} 4",
+            "journey_resume_remaining_profiles{namespace=\"team\",journey=\"resuming\"} 6",
+            "journey_engine_available{mode=\"remote\"} 0",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+        let ratio: f64 = text
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(
+                    "journey_pause_elapsed_ratio{namespace=\"team\",journey=\"paused\"} ",
+                )
+            })
+            .expect("the pause ratio")
+            .parse()
+            .expect("a number");
+        assert!((0.94..=0.96).contains(&ratio), "95 s of 100 s: {ratio}");
+        assert!(
+            !text.contains("frozen"),
+            "a held pause does not expire: {text}"
+        );
+        assert!(!text.contains("healthy"), "healthy journeys stay unnamed");
+        m.observe("team/broken", &JourneyStatus::default());
+        assert!(
+            !m.render().contains("broken"),
+            "a fixed journey loses its series"
+        );
     }
 
     #[test]

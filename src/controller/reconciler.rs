@@ -419,6 +419,9 @@ async fn apply(
     }
     ctx.metrics.observe(&key, &desired);
 
+    // The same test the planner makes (an engine that did not answer is unavailable), for
+    // journey_engine_available.
+    ctx.metrics.record_engine_available(snapshot_result.is_ok());
     if let Err(e) = snapshot_result {
         return Err(ReconcileError::Engine(e));
     }

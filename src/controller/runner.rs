@@ -260,6 +260,11 @@ async fn acquire_lease(
 pub async fn run(config: RunConfig) -> Result<(), RunError> {
     let client = Client::try_default().await?;
     let metrics = Arc::new(super::metrics::Metrics::default());
+    metrics.set_engine_mode(if config.remote.is_some() {
+        "remote"
+    } else {
+        "embedded"
+    });
     let (serving_tx, serving_rx) = watch::channel(false);
     let stop = CancellationToken::new();
 
