@@ -4,6 +4,7 @@
 mod actor;
 mod admission;
 mod argocd;
+mod basic_lifecycle;
 mod builders;
 mod control_plane;
 mod controller;
@@ -19,6 +20,7 @@ mod finalizer;
 mod holds;
 mod install;
 mod lifecycle_parity;
+mod node;
 mod operator;
 mod operator_process;
 mod plan;
