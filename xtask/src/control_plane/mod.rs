@@ -217,7 +217,7 @@ impl LocalControlPlane {
         } else {
             "lease"
         };
-        let apiserver_args = vec![
+        let mut apiserver_args = vec![
             format!("--etcd-servers={etcd_url}"),
             format!("--bind-address={address}"),
             format!("--advertise-address={address}"),
@@ -238,6 +238,10 @@ impl LocalControlPlane {
             "--audit-log-mode=blocking".to_string(),
             "--v=1".to_string(),
         ];
+        if !address.is_loopback() {
+            // A node's name does not resolve here; its InternalIP does (logs, exec).
+            apiserver_args.push("--kubelet-preferred-address-types=InternalIP".to_string());
+        }
         let log = dir.join("kube-apiserver.log");
         let mut apiserver = match process::spawn(&config.kube_apiserver, &apiserver_args, &log) {
             Ok(child) => child,

@@ -332,6 +332,7 @@ impl LocalNode {
             ]);
         }
         self.stop_component("kubelet");
+        remove_kubelet_chains();
         self.stop_component("kube-proxy");
         let _ = run(
             &self.config.kube_proxy.display().to_string(),
@@ -362,6 +363,22 @@ impl LocalNode {
         for (n, child) in &mut self.children {
             if *n == name {
                 terminate(child);
+            }
+        }
+    }
+}
+
+/// The kubelet's own iptables chains (kube-proxy --cleanup leaves them): its canaries and the
+/// firewall rule against martian localhost traffic.
+fn remove_kubelet_chains() {
+    for program in ["iptables", "ip6tables"] {
+        for table in ["filter", "nat", "mangle"] {
+            for builtin in ["INPUT", "OUTPUT"] {
+                let _ = run(program, &["-t", table, "-D", builtin, "-j", "KUBE-FIREWALL"]);
+            }
+            for chain in ["KUBE-FIREWALL", "KUBE-KUBELET-CANARY", "KUBE-IPTABLES-HINT"] {
+                let _ = run(program, &["-t", table, "-F", chain]);
+                let _ = run(program, &["-t", table, "-X", chain]);
             }
         }
     }
