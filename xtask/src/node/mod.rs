@@ -374,7 +374,10 @@ fn remove_kubelet_chains() {
     for program in ["iptables", "ip6tables"] {
         for table in ["filter", "nat", "mangle"] {
             for builtin in ["INPUT", "OUTPUT"] {
-                let _ = run(program, &["-t", table, "-D", builtin, "-j", "KUBE-FIREWALL"]);
+                let _ = run(
+                    program,
+                    &["-t", table, "-D", builtin, "-j", "KUBE-FIREWALL"],
+                );
             }
             for chain in ["KUBE-FIREWALL", "KUBE-KUBELET-CANARY", "KUBE-IPTABLES-HINT"] {
                 let _ = run(program, &["-t", table, "-F", chain]);
