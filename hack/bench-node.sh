@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=hack/lib.sh
 . hack/lib.sh
-: "${JOURNEY_IMAGE:?set JOURNEY_IMAGE (the manifests' image reference)}"
+: "${JOURNEY_IMAGE:?set JOURNEY_IMAGE (the image reference of the manifests)}"
 : "${JOURNEY_IMAGE_ARCHIVE:?set JOURNEY_IMAGE_ARCHIVE (an archive ctr images import accepts)}"
 ensure_kubectl
 ensure_kube_apiserver
