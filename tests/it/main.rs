@@ -25,6 +25,7 @@ mod operator;
 mod operator_process;
 mod plan;
 mod plugin;
+mod pod_watch;
 mod policy;
 mod remote_mode;
 mod roles;

@@ -5,19 +5,14 @@
 //! Service answering through kube-proxy, and the basic lifecycle passing against the
 //! in-cluster operator.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::Api;
-use kube::runtime::watcher;
 use serde_json::{Value, json};
 
 use crate::basic_lifecycle::basic_lifecycle;
+use crate::pod_watch::watch_pods;
 use crate::support::{self, KubectlOutput};
 
 const NS: &str = "journey-operator";
@@ -221,54 +216,6 @@ async fn ready_pod(other_than: Option<&str>) -> Value {
     pod
 }
 
-fn running(pod: &Pod) -> bool {
-    let Some(status) = &pod.status else {
-        return false;
-    };
-    status.phase.as_deref() == Some("Running")
-        || status
-            .container_statuses
-            .iter()
-            .flatten()
-            .any(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
-}
-
-/// What the rollout's pod watch saw: every pod's uid, and the most pods running at once.
-#[derive(Default, Debug)]
-struct Seen {
-    running: BTreeMap<String, bool>,
-    uids: BTreeSet<String>,
-    most_running: usize,
-}
-
-/// Watches the operator's pods and records how many ran at once, until the task is aborted.
-fn watch_pods(client: kube::Client) -> (Arc<Mutex<Seen>>, tokio::task::JoinHandle<()>) {
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let api: Api<Pod> = Api::namespaced(client, NS);
-    let record = seen.clone();
-    let task = tokio::spawn(async move {
-        let mut events = watcher(api, watcher::Config::default().labels(SELECTOR)).boxed();
-        while let Some(event) = events.next().await {
-            let mut seen = record.lock().expect("seen");
-            match event {
-                Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) => {
-                    let uid = pod.metadata.uid.clone().unwrap_or_default();
-                    seen.uids.insert(uid.clone());
-                    seen.running.insert(uid, running(&pod));
-                }
-                Ok(watcher::Event::Delete(pod)) => {
-                    let uid = pod.metadata.uid.clone().unwrap_or_default();
-                    seen.running.remove(&uid);
-                }
-                _ => {}
-            }
-            let now = seen.running.values().filter(|r| **r).count();
-            seen.most_running = seen.most_running.max(now);
-        }
-    });
-    (seen, task)
-}
-
 async fn metrics_through_kube_proxy() {
     let ip = kubectl_ok(
         &[
@@ -341,7 +288,7 @@ async fn the_manifests_run_the_operator_as_a_real_pod_on_a_real_node() {
     assert_eq!(pvc["spec"]["volumeName"], PV, "{pvc}");
 
     // Recreate: the old pod is gone before the new one starts.
-    let (seen, watch) = watch_pods(client.clone());
+    let (seen, watch) = watch_pods(client.clone(), NS, SELECTOR);
     support::eventually("the pod watch to see the running pod", async || {
         seen.lock().expect("seen").most_running == 1
     })
