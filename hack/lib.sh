@@ -120,3 +120,67 @@ stop_control_plane() {
     rm -rf "$CONTROL_PLANE_DIR"
   fi
 }
+
+# The real node's pieces: kubelet, kube-controller-manager, kube-scheduler and kube-proxy from
+# the kube-apiserver's Go module, containerd + runc + CNI plugins from Debian, a local pause image.
+ensure_node_tools() {
+  local here pkg missing=""
+  here="$(dirname "${BASH_SOURCE[0]}")"
+  for pkg in containerd runc containernetworking-plugins iptables iproute2; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
+  done
+  if [ -n "$missing" ]; then
+    log "installing$missing"
+    # shellcheck disable=SC2086
+    apt-get install -y -qq $missing >&2 || { apt-get update -qq >&2 && apt-get install -y -qq $missing >&2; }
+  fi
+  KUBELET="$("$here/build-kube.sh" kubelet)"
+  KUBE_CONTROLLER_MANAGER="$("$here/build-kube.sh" kube-controller-manager)"
+  KUBE_SCHEDULER="$("$here/build-kube.sh" kube-scheduler)"
+  KUBE_PROXY="$("$here/build-kube.sh" kube-proxy)"
+  NODE_PAUSE_ARCHIVE="$("$here/pause-image.sh")"
+  export KUBELET KUBE_CONTROLLER_MANAGER KUBE_SCHEDULER KUBE_PROXY NODE_PAUSE_ARCHIVE
+}
+
+# Starts the real node with its own control plane (xtask node) in the background and exports
+# NODE_KUBECONFIG, NODE_DIR, NODE_CONTAINERD_ADDRESS, ... from its ready file.
+# $1: the xtask binary. Sets NODE_PID; the caller's trap calls stop_node.
+start_node() {
+  local bin="$1"
+  NODE_DIR="$(mktemp -d "${TMPDIR:-/tmp}/journey-node.XXXXXX")"
+  export NODE_DIR
+  "$bin" node --dir "$NODE_DIR" --pause-archive "$NODE_PAUSE_ARCHIVE" \
+    >"$NODE_DIR/node.out" 2>&1 &
+  NODE_PID=$!
+  local waited=0
+  while [ ! -f "$NODE_DIR/ready" ]; do
+    if ! kill -0 "$NODE_PID" 2>/dev/null; then
+      echo "the node failed to start:" >&2
+      cat "$NODE_DIR/node.out" >&2
+      for f in kubelet containerd kube-controller-manager kube-proxy; do
+        echo "--- $f.log" >&2
+        tail -n 30 "$NODE_DIR/$f.log" >&2 2>/dev/null || true
+      done
+      return 1
+    fi
+    if [ "$waited" -ge 3000 ]; then
+      echo "the node was not ready after 300s" >&2
+      return 1
+    fi
+    sleep 0.1
+    waited=$((waited + 1))
+  done
+  # shellcheck disable=SC1091
+  set -a; . "$NODE_DIR/ready"; set +a
+  cat "$NODE_DIR/node.out" >&2
+}
+
+stop_node() {
+  if [ -n "${NODE_PID:-}" ] && kill -0 "$NODE_PID" 2>/dev/null; then
+    kill -TERM "$NODE_PID" 2>/dev/null || true
+    wait "$NODE_PID" 2>/dev/null || true
+  fi
+  if [ -n "${NODE_DIR:-}" ] && [ -z "${KEEP_CONTROL_PLANE_DIR:-}" ]; then
+    rm -rf "$NODE_DIR"
+  fi
+}

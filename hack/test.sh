@@ -22,6 +22,11 @@ log "kubectl: $("$KUBECTL" version --client 2>/dev/null | head -n 1)"
 log "helm: $("$HELM" version --short)"
 step_done "installing the tools"
 
+# The real node: kubelet, kube-controller-manager, kube-scheduler and kube-proxy (cold: a few
+# minutes each after kube-apiserver), containerd + runc + CNI plugins, the pause image.
+ensure_node_tools
+step_done "installing the node's tools"
+
 log "cargo fmt --check"
 cargo fmt --all --check
 log "cargo clippy --all-targets -- -D warnings"
@@ -57,11 +62,27 @@ log "cargo test --release -p journey-model (the CEL parsing path, release profil
 cargo test --release -p journey-model -- "$@"
 step_done "the release-profile tests of the parsing path"
 
-trap stop_control_plane EXIT INT TERM
+trap 'stop_node; stop_control_plane' EXIT INT TERM
 log "starting the local control plane"
 start_control_plane target/debug/xtask
 log "kube-apiserver binary: $KUBE_APISERVER ($KUBE_APISERVER_VERSION); KUBECONFIG=$KUBECONFIG"
 step_done "starting the control plane"
+
+# Until hack/image.sh builds the shipped image, the node runs the debug binary in a FROM-scratch
+# image named as manifests/deployment.yaml names it.
+if [ -z "${JOURNEY_IMAGE_ARCHIVE:-}" ]; then
+  JOURNEY_IMAGE=journey-operator:dev
+  JOURNEY_IMAGE_ARCHIVE="$(realpath "${CARGO_TARGET_DIR:-target}")/node-image/journey-operator.tar"
+  hack/node-image.sh target/debug/journey-operator "$JOURNEY_IMAGE_ARCHIVE" "$JOURNEY_IMAGE"
+  export JOURNEY_IMAGE JOURNEY_IMAGE_ARCHIVE
+  step_done "assembling the node's stand-in image"
+fi
+
+# A real node with a control plane of its own (the manifests' cluster-wide operator must not
+# reconcile the other tests' journeys): tests/it/node.rs installs the manifests there.
+log "starting the real node"
+start_node target/debug/xtask
+step_done "starting the node"
 
 log "cargo test"
 cargo test --workspace --lib --bins --tests -- "$@"

@@ -4,3 +4,4 @@
 
 pub mod control_plane;
 pub mod demo;
+pub mod node;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use xtask::control_plane::{ControlPlaneConfig, LocalControlPlane, vendored_etcd};
+use xtask::node::{LocalNode, NODE_IP, NODE_NAME, NodeConfig};
 
 #[derive(Parser, Debug)]
 #[command(name = "xtask", about = "journey-operator's development tasks")]
@@ -21,6 +22,10 @@ struct Cli {
 enum Command {
     /// Run a local control plane (etcd + kube-apiserver) in the foreground until interrupted.
     ControlPlane(ControlPlaneArgs),
+    /// Run a real node with a control plane of its own (etcd, kube-apiserver,
+    /// kube-controller-manager, kube-scheduler, containerd, kubelet, kube-proxy) in the
+    /// foreground until interrupted. Needs root.
+    Node(NodeArgs),
     /// Feed simulated profiles and events into a running operator's data plane and print a
     /// live status table of the journeys in a namespace.
     Demo(DemoArgs),
@@ -72,10 +77,36 @@ struct ControlPlaneArgs {
     etcd: Option<PathBuf>,
 }
 
+#[derive(clap::Args, Debug)]
+struct NodeArgs {
+    /// Directory for everything the node writes: certificates, kubeconfig, etcd data,
+    /// containerd's and the kubelet's state, logs.
+    #[arg(long)]
+    dir: PathBuf,
+    #[arg(long, env = "KUBE_APISERVER")]
+    kube_apiserver: PathBuf,
+    #[arg(long, env = "KUBE_CONTROLLER_MANAGER")]
+    kube_controller_manager: PathBuf,
+    #[arg(long, env = "KUBE_SCHEDULER")]
+    kube_scheduler: PathBuf,
+    #[arg(long, env = "KUBELET")]
+    kubelet: PathBuf,
+    #[arg(long, env = "KUBE_PROXY")]
+    kube_proxy: PathBuf,
+    #[arg(long, env = "KUBECTL")]
+    kubectl: PathBuf,
+    /// A docker-archive of the pause image `localhost/journey/pause:1`.
+    #[arg(long)]
+    pause_archive: PathBuf,
+    #[arg(long, env = "ETCD")]
+    etcd: Option<PathBuf>,
+}
+
 fn main() -> anyhow::Result<()> {
     journey_operator::tls::ensure_crypto_provider();
     match Cli::parse().command {
         Command::ControlPlane(args) => control_plane(args),
+        Command::Node(args) => node(args),
         Command::Demo(args) => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(xtask::demo::run(xtask::demo::DemoConfig {
@@ -94,6 +125,74 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+/// Waits for Ctrl-C or SIGTERM, failing early when `exited` reports a dead component.
+fn supervise(
+    dir: &std::path::Path,
+    mut exited: impl FnMut() -> Option<(&'static str, String)>,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return Ok(()),
+                _ = term.recv() => return Ok(()),
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                    if let Some((name, status)) = exited() {
+                        anyhow::bail!("{name} exited unexpectedly ({status}); see its log in {}", dir.display());
+                    }
+                }
+            }
+        }
+    })
+}
+
+fn node(args: NodeArgs) -> anyhow::Result<()> {
+    // SAFETY: prctl only changes a flag of this process.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+    }
+    let etcd = match args.etcd {
+        Some(path) => path,
+        None => vendored_etcd()?,
+    };
+    let started = std::time::Instant::now();
+    let config = NodeConfig {
+        dir: args.dir.clone(),
+        etcd,
+        kube_apiserver: args.kube_apiserver,
+        kube_controller_manager: args.kube_controller_manager,
+        kube_scheduler: args.kube_scheduler,
+        kubelet: args.kubelet,
+        kube_proxy: args.kube_proxy,
+        kubectl: args.kubectl,
+        pause_archive: args.pause_archive,
+    };
+    let mut node = LocalNode::start(&config).context("starting the real node")?;
+    println!(
+        "node {NODE_NAME} Ready at {NODE_IP} after {:.1}s; NODE_KUBECONFIG={}",
+        started.elapsed().as_secs_f64(),
+        node.kubeconfig().display()
+    );
+    std::fs::write(
+        args.dir.join("ready"),
+        format!(
+            "NODE_KUBECONFIG={}\nNODE_DIR={}\nNODE_NAME={NODE_NAME}\nNODE_IP={NODE_IP}\n\
+             NODE_CONTAINERD_ADDRESS={}\nNODE_CA_DIR={}\n",
+            node.kubeconfig().display(),
+            args.dir.display(),
+            node.containerd_socket.display(),
+            node.plane.dir.display(),
+        ),
+    )?;
+    std::io::stdout().flush()?;
+    let outcome = supervise(&args.dir, || node.exited());
+    node.stop();
+    outcome
+}
+
 fn control_plane(args: ControlPlaneArgs) -> anyhow::Result<()> {
     // Die with the shell that started us; our children die with us (parent-death signals).
     // SAFETY: prctl only changes a flag of this process.
@@ -104,11 +203,8 @@ fn control_plane(args: ControlPlaneArgs) -> anyhow::Result<()> {
         Some(path) => path,
         None => vendored_etcd()?,
     };
-    let config = ControlPlaneConfig {
-        dir: args.dir.clone(),
-        kube_apiserver: args.kube_apiserver.clone(),
-        etcd: etcd.clone(),
-    };
+    let config =
+        ControlPlaneConfig::loopback(args.dir.clone(), args.kube_apiserver.clone(), etcd.clone());
     let mut plane =
         LocalControlPlane::start(&config).context("starting the local control plane")?;
     println!(
@@ -130,23 +226,7 @@ fn control_plane(args: ControlPlaneArgs) -> anyhow::Result<()> {
     )?;
     std::io::stdout().flush()?;
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let outcome = runtime.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        loop {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => return Ok(()),
-                _ = term.recv() => return Ok(()),
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {
-                    if let Some((name, status)) = plane.exited() {
-                        anyhow::bail!("{name} exited unexpectedly ({status}); see its log in {}", args.dir.display());
-                    }
-                }
-            }
-        }
-    });
+    let outcome = supervise(&args.dir, || plane.exited());
     plane.stop();
     outcome
 }

@@ -2,6 +2,7 @@
 //! client certificates and the service-account signing key. Generated fresh for every run;
 //! nothing is committed.
 
+use std::net::IpAddr;
 use std::path::Path;
 
 use rcgen::{
@@ -51,7 +52,8 @@ fn read(dir: &Path, name: &str) -> Result<String, ControlPlaneError> {
 }
 
 /// Writes `ca.crt`, `ca.key`, `apiserver.crt/.key`, `admin.crt/.key`, `sa.key`, `sa.pub`.
-pub fn generate_all(dir: &Path) -> Result<(), ControlPlaneError> {
+/// `address` is where the apiserver listens; it joins the serving certificate's names.
+pub fn generate_all(dir: &Path, address: IpAddr) -> Result<(), ControlPlaneError> {
     let ca_key = KeyPair::generate()?;
     let ca_cert = ca_params().self_signed(&ca_key)?;
     write(dir, "ca.crt", &ca_cert.pem())?;
@@ -59,7 +61,7 @@ pub fn generate_all(dir: &Path) -> Result<(), ControlPlaneError> {
     let issuer = Issuer::new(ca_params(), ca_key);
 
     let serving_key = KeyPair::generate()?;
-    let mut serving = CertificateParams::new(vec![
+    let mut names = vec![
         "localhost".to_string(),
         "127.0.0.1".to_string(),
         "10.0.0.1".to_string(),
@@ -67,7 +69,11 @@ pub fn generate_all(dir: &Path) -> Result<(), ControlPlaneError> {
         "kubernetes.default".to_string(),
         "kubernetes.default.svc".to_string(),
         "kubernetes.default.svc.cluster.local".to_string(),
-    ])?;
+    ];
+    if !address.is_loopback() {
+        names.push(address.to_string());
+    }
+    let mut serving = CertificateParams::new(names)?;
     serving
         .distinguished_name
         .push(DnType::CommonName, "kube-apiserver");

@@ -3,9 +3,9 @@
 //! no cluster is configured.
 
 mod certs;
-mod process;
+pub(crate) mod process;
 
-use std::net::TcpListener;
+use std::net::{IpAddr, Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::Duration;
@@ -40,7 +40,7 @@ pub enum ControlPlaneError {
     },
 }
 
-fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ControlPlaneError {
+pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ControlPlaneError {
     let what = what.into();
     move |source| ControlPlaneError::Io { what, source }
 }
@@ -52,6 +52,22 @@ pub struct ControlPlaneConfig {
     pub dir: PathBuf,
     pub kube_apiserver: PathBuf,
     pub etcd: PathBuf,
+    /// Where the apiserver listens and what it advertises. Loopback (the default for tests)
+    /// leaves the `kubernetes` Service without endpoints; an address pods can route to (the
+    /// real node's) gets them from the lease reconciler, so in-cluster clients work.
+    pub address: IpAddr,
+}
+
+impl ControlPlaneConfig {
+    /// A control plane on loopback, what every test but the real node's uses.
+    pub fn loopback(dir: PathBuf, kube_apiserver: PathBuf, etcd: PathBuf) -> Self {
+        ControlPlaneConfig {
+            dir,
+            kube_apiserver,
+            etcd,
+            address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        }
+    }
 }
 
 /// The etcd binary shipped by the `etcd-bin-vendored` crate.
@@ -78,6 +94,8 @@ pub struct LocalControlPlane {
     pub server: String,
     pub apiserver_version: String,
     pub audit_log: PathBuf,
+    /// The apiserver's secure port.
+    pub port: u16,
     etcd: Child,
     apiserver: Child,
 }
@@ -89,7 +107,7 @@ rules:
   - level: Metadata
 ";
 
-fn free_port() -> Result<u16, ControlPlaneError> {
+pub(crate) fn free_port() -> Result<u16, ControlPlaneError> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(io_err("finding a free port"))?;
     let port = listener
         .local_addr()
@@ -153,7 +171,7 @@ impl LocalControlPlane {
     pub fn start(config: &ControlPlaneConfig) -> Result<Self, ControlPlaneError> {
         let dir = &config.dir;
         std::fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir.display())))?;
-        certs::generate_all(dir)?;
+        certs::generate_all(dir, config.address)?;
         std::fs::write(dir.join("audit-policy.yaml"), AUDIT_POLICY)
             .map_err(io_err("writing the audit policy"))?;
 
@@ -190,15 +208,20 @@ impl LocalControlPlane {
         }
 
         let port = free_port()?;
-        let server = format!("https://127.0.0.1:{port}");
+        let address = config.address;
+        let server = format!("https://{address}:{port}");
         let p = |name: &str| dir.join(name).display().to_string();
-        let apiserver_args = vec![
+        // The kubernetes Service's endpoints must not be loopback: nothing routes to them.
+        let reconciler = if address.is_loopback() {
+            "none"
+        } else {
+            "lease"
+        };
+        let mut apiserver_args = vec![
             format!("--etcd-servers={etcd_url}"),
-            "--bind-address=127.0.0.1".to_string(),
-            "--advertise-address=127.0.0.1".to_string(),
-            // The kubernetes Service endpoints would need a non-loopback address; nothing here
-            // routes to it.
-            "--endpoint-reconciler-type=none".to_string(),
+            format!("--bind-address={address}"),
+            format!("--advertise-address={address}"),
+            format!("--endpoint-reconciler-type={reconciler}"),
             format!("--secure-port={port}"),
             format!("--cert-dir={}", p("apiserver-certs")),
             format!("--tls-cert-file={}", p("apiserver.crt")),
@@ -215,6 +238,10 @@ impl LocalControlPlane {
             "--audit-log-mode=blocking".to_string(),
             "--v=1".to_string(),
         ];
+        if !address.is_loopback() {
+            // A node's name does not resolve here; its InternalIP does (logs, exec).
+            apiserver_args.push("--kubelet-preferred-address-types=InternalIP".to_string());
+        }
         let log = dir.join("kube-apiserver.log");
         let mut apiserver = match process::spawn(&config.kube_apiserver, &apiserver_args, &log) {
             Ok(child) => child,
@@ -230,7 +257,13 @@ impl LocalControlPlane {
         )
         .map_err(io_err("writing the kubeconfig"));
         let ready = written.and_then(|_| {
-            process::wait_for_readyz(&mut apiserver, port, dir, &log, Duration::from_secs(120))
+            process::wait_for_readyz(
+                &mut apiserver,
+                (address, port),
+                dir,
+                &log,
+                Duration::from_secs(120),
+            )
         });
         if let Err(e) = ready {
             process::terminate(&mut apiserver);
@@ -245,6 +278,7 @@ impl LocalControlPlane {
             server,
             apiserver_version,
             audit_log: dir.join("audit.log"),
+            port,
             etcd,
             apiserver,
         })

@@ -114,7 +114,7 @@ pub(crate) fn wait_for_tcp(
 /// its post-start hooks (RBAC bootstrap roles, CRD informers).
 pub(crate) fn wait_for_readyz(
     child: &mut Child,
-    port: u16,
+    addr: (std::net::IpAddr, u16),
     dir: &Path,
     log: &Path,
     timeout: Duration,
@@ -127,9 +127,7 @@ pub(crate) fn wait_for_readyz(
     let start = Instant::now();
     loop {
         check_alive("kube-apiserver", child, log)?;
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-            && runtime.block_on(readyz_ok(&kubeconfig))
-        {
+        if std::net::TcpStream::connect(addr).is_ok() && runtime.block_on(readyz_ok(&kubeconfig)) {
             return Ok(());
         }
         if start.elapsed() > timeout {
