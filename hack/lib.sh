@@ -37,6 +37,8 @@ ensure_helm() {
   local l="-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=37"
   HELM="$("$(dirname "${BASH_SOURCE[0]}")/build-go-tool.sh" helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" "-X $v $k $l")"
   export HELM
+}
+
 # promtool (Prometheus v3; its Go module tags are v0.3xx.y), for `promtool check rules` and
 # `promtool test rules` over manifests/monitoring/prometheusrule.yaml. `remove_all_sd` leaves
 # out the cloud service-discovery plugins (AWS, Azure, GCE, ...) and their SDKs: rule tests
@@ -66,19 +68,73 @@ ensure_prometheus_operator_crds() {
   export PROMETHEUS_OPERATOR_CRDS
 }
 
+# What the benchmarks need: kubectl, kube-apiserver and the two Go test helpers.
 ensure_tools() {
   command -v cargo >/dev/null || { echo "cargo is required (rustup)" >&2; exit 1; }
   command -v go >/dev/null || { echo "go is required to build kube-apiserver" >&2; exit 1; }
   ensure_kubectl
+  ensure_kube_module_tools
+}
+
+# The builds in kube-apiserver's Go module: they share its go.mod, so one after another.
+ensure_kube_module_tools() {
   ensure_kube_apiserver
   # Argo CD's Lua VM (gopher-lua) for the health-check tests.
   ARGOCD_HEALTH="$("$(dirname "${BASH_SOURCE[0]}")/build-go-helper.sh" argocd-health)"
   # kstatus from sigs.k8s.io/cli-utils, as Flux and kpt compute it.
   KSTATUS="$("$(dirname "${BASH_SOURCE[0]}")/build-go-helper.sh" kstatus)"
   export ARGOCD_HEALTH KSTATUS
-  ensure_helm
-  ensure_promtool
-  ensure_prometheus_operator_crds
+}
+
+# Every Go tool the tests need, built in the background while cargo works in the foreground:
+# on a cold machine the Go builds are most of the run, and cargo leaves a core idle in its
+# serial stretches (build scripts, links, the dist build's LTO). Three jobs: kube-apiserver's
+# module (its builds share one go.mod), Helm and promtool (modules of their own). Each job's
+# log is printed if it fails; wait_go_builds exports what they built.
+GO_BUILD_JOBS=()
+start_go_builds() {
+  command -v go >/dev/null || { echo "go is required to build kube-apiserver" >&2; exit 1; }
+  GO_BUILDS_DIR="$(mktemp -d "${TMPDIR:-/tmp}/journey-go-builds.XXXXXX")"
+  go_build_job kube-module "KUBE_APISERVER ARGOCD_HEALTH KSTATUS KUBELET KUBE_CONTROLLER_MANAGER KUBE_SCHEDULER KUBE_PROXY" \
+    ensure_kube_module_tools ensure_node_components
+  go_build_job helm "HELM" ensure_helm
+  go_build_job promtool "PROMTOOL PROMETHEUS_OPERATOR_CRDS" ensure_promtool ensure_prometheus_operator_crds
+}
+
+# go_build_job NAME "VARS" FUNCTION...: runs the functions in a background subshell and writes
+# the variables they export to NAME.env.
+go_build_job() {
+  local name="$1" vars="$2"
+  shift 2
+  (
+    set -euo pipefail
+    started=$(date +%s)
+    for f in "$@"; do "$f"; done
+    for v in $vars; do printf 'export %s=%q\n' "$v" "${!v}"; done >"$GO_BUILDS_DIR/$name.env.tmp"
+    echo "$(($(date +%s) - started))" >"$GO_BUILDS_DIR/$name.seconds"
+    mv "$GO_BUILDS_DIR/$name.env.tmp" "$GO_BUILDS_DIR/$name.env"
+  ) >"$GO_BUILDS_DIR/$name.log" 2>&1 &
+  GO_BUILD_JOBS+=("$!:$name")
+}
+
+wait_go_builds() {
+  local entry pid name failed=0
+  for entry in "${GO_BUILD_JOBS[@]}"; do
+    pid="${entry%%:*}"
+    name="${entry#*:}"
+    if wait "$pid" && [ -f "$GO_BUILDS_DIR/$name.env" ]; then
+      # shellcheck disable=SC1090
+      . "$GO_BUILDS_DIR/$name.env"
+      log "Go build job $name: done after $(cat "$GO_BUILDS_DIR/$name.seconds")s"
+    else
+      echo "the Go build job $name failed; its log:" >&2
+      tail -n 80 "$GO_BUILDS_DIR/$name.log" >&2
+      failed=1
+    fi
+  done
+  GO_BUILD_JOBS=()
+  rm -rf "$GO_BUILDS_DIR"
+  [ "$failed" = 0 ]
 }
 
 # Starts etcd + kube-apiserver in the background (tied to this shell) and exports KUBECONFIG.
@@ -123,23 +179,44 @@ stop_control_plane() {
 
 # The real node's pieces: kubelet, kube-controller-manager, kube-scheduler and kube-proxy from
 # the kube-apiserver's Go module, containerd + runc + CNI plugins from Debian, a local pause image.
-ensure_node_tools() {
-  local here pkg missing=""
-  here="$(dirname "${BASH_SOURCE[0]}")"
-  for pkg in containerd runc containernetworking-plugins iptables iproute2; do
+# Debian packages, installed when missing. Call it in the foreground only: two apt-get runs
+# at once fail on dpkg's lock.
+ensure_debian_packages() {
+  local pkg missing=""
+  for pkg in "$@"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
   done
   if [ -n "$missing" ]; then
-    log "installing$missing"
+    log "installing$missing (Debian)"
     # shellcheck disable=SC2086
     apt-get install -y -qq $missing >&2 || { apt-get update -qq >&2 && apt-get install -y -qq $missing >&2; }
   fi
+}
+
+# The real node's runtime (containerd, runc, CNI plugins) and the pause image's tools.
+NODE_PACKAGES="containerd runc containernetworking-plugins iptables iproute2 busybox-static umoci skopeo"
+
+ensure_node_tools() {
+  # shellcheck disable=SC2086
+  ensure_debian_packages $NODE_PACKAGES
+  ensure_node_components
+  ensure_pause_image
+}
+
+ensure_pause_image() {
+  NODE_PAUSE_ARCHIVE="$("$(dirname "${BASH_SOURCE[0]}")/pause-image.sh")"
+  export NODE_PAUSE_ARCHIVE
+}
+
+# kubelet, kube-controller-manager, kube-scheduler and kube-proxy, in kube-apiserver's module.
+ensure_node_components() {
+  local here
+  here="$(dirname "${BASH_SOURCE[0]}")"
   KUBELET="$("$here/build-kube.sh" kubelet)"
   KUBE_CONTROLLER_MANAGER="$("$here/build-kube.sh" kube-controller-manager)"
   KUBE_SCHEDULER="$("$here/build-kube.sh" kube-scheduler)"
   KUBE_PROXY="$("$here/build-kube.sh" kube-proxy)"
-  NODE_PAUSE_ARCHIVE="$("$here/pause-image.sh")"
-  export KUBELET KUBE_CONTROLLER_MANAGER KUBE_SCHEDULER KUBE_PROXY NODE_PAUSE_ARCHIVE
+  export KUBELET KUBE_CONTROLLER_MANAGER KUBE_SCHEDULER KUBE_PROXY
 }
 
 # Starts the real node with its own control plane (xtask node) in the background and exports
