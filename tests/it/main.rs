@@ -4,6 +4,7 @@
 mod actor;
 mod admission;
 mod argocd;
+mod basic_lifecycle;
 mod builders;
 mod control_plane;
 mod controller;
