@@ -18,6 +18,7 @@ mod examples;
 mod expression_limits;
 mod finalizer;
 mod holds;
+mod image;
 mod install;
 mod lifecycle_parity;
 mod operator;

@@ -35,7 +35,8 @@ pub async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
     }
 }
 
-fn env(name: &str) -> String {
+/// The variable `hack/test.sh` exports, or a panic that says so.
+pub fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
         panic!("{name} is not set: run the tests with hack/test.sh, which starts the control plane")
     })
