@@ -94,9 +94,13 @@ rm -f "$out/journey-operator.tar"
 skopeo copy --quiet "oci:$layout" "docker-archive:$out/journey-operator.tar:$image"
 
 if [ -n "${sbom:-}" ]; then
+  # cargo-cyclonedx writes one SBOM beside every workspace member's Cargo.toml: keep the
+  # shipped package's, drop the others (a name of our own, so nothing else is touched).
   cyclonedx="$(ensure_cargo_cyclonedx)"
-  "$cyclonedx" cyclonedx --format json --spec-version 1.5 --override-filename sbom.cdx >&2
-  mv sbom.cdx.json "$out/sbom.cdx.json"
+  name=".image-sbom-$$"
+  "$cyclonedx" cyclonedx --quiet --format json --spec-version 1.5 --override-filename "$name" >&2
+  mv "$name.json" "$out/sbom.cdx.json"
+  find . -maxdepth 3 -name "$name.json" -delete
 fi
 
 compressed="$(python3 -c '
