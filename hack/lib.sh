@@ -90,10 +90,10 @@ ensure_debian_packages() {
     log "installing ${missing[*]} (Debian packages)"
     if [ "$(id -u)" -eq 0 ]; then
       apt-get update -q >&2
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2
     else
       sudo apt-get update -q >&2
-      sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+      sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2
     fi
   fi
 }
