@@ -35,8 +35,9 @@ version="$(package_field version)"
 source_url="$(package_field repository)"
 image="${JOURNEY_IMAGE:-ghcr.io/journey-dev/journey-operator:$version}"
 revision="$(git rev-parse HEAD)"
-export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct)}"
-created="$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%dT%H:%M:%SZ)"
+# Not exported before the cargo build: build scripts that watch it would rebuild on every commit.
+epoch="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct)}"
+created="$(date -u -d "@$epoch" +%Y-%m-%dT%H:%M:%SZ)"
 target_dir="${CARGO_TARGET_DIR:-target}"
 out="${out:-$target_dir/image}"
 
@@ -64,7 +65,7 @@ printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home
 printf 'root:x:0:\nnonroot:x:65532:\n' >"$root/etc/group"
 chmod 0644 "$root/etc/passwd" "$root/etc/group"
 chown -R 0:0 "$root"
-find "$root" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+find "$root" -exec touch -h -d "@$epoch" {} +
 
 rm -rf "$out/oci"
 mkdir -p "$out"
