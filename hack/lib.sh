@@ -177,8 +177,6 @@ stop_control_plane() {
   fi
 }
 
-# The real node's pieces: kubelet, kube-controller-manager, kube-scheduler and kube-proxy from
-# the kube-apiserver's Go module, containerd + runc + CNI plugins from Debian, a local pause image.
 # Debian packages, installed when missing. Call it in the foreground only: two apt-get runs
 # at once fail on dpkg's lock.
 ensure_debian_packages() {
@@ -189,7 +187,8 @@ ensure_debian_packages() {
   if [ -n "$missing" ]; then
     log "installing$missing (Debian)"
     # shellcheck disable=SC2086
-    apt-get install -y -qq $missing >&2 || { apt-get update -qq >&2 && apt-get install -y -qq $missing >&2; }
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >&2 ||
+      { apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >&2; }
   fi
 }
 
@@ -260,4 +259,51 @@ stop_node() {
   if [ -n "${NODE_DIR:-}" ] && [ -z "${KEEP_CONTROL_PLANE_DIR:-}" ]; then
     rm -rf "$NODE_DIR"
   fi
+}
+
+# What hack/image.sh assembles the image with: umoci (layout, layer, config), skopeo (the
+# docker-archive), the CA bundle it ships.
+ensure_image_tools() {
+  ensure_debian_packages umoci skopeo ca-certificates
+}
+
+CARGO_CYCLONEDX_VERSION="${CARGO_CYCLONEDX_VERSION:-0.5.9}"
+# cargo-cyclonedx (the CycloneDX project's SBOM generator for Cargo), built once into the cache;
+# prints its path.
+ensure_cargo_cyclonedx() {
+  local root="$JOURNEY_CACHE/cargo-cyclonedx-$CARGO_CYCLONEDX_VERSION"
+  if [ ! -x "$root/bin/cargo-cyclonedx" ]; then
+    log "installing cargo-cyclonedx $CARGO_CYCLONEDX_VERSION into $root"
+    CARGO_TARGET_DIR="$root/build" cargo install --quiet --locked --root "$root" \
+      --version "$CARGO_CYCLONEDX_VERSION" cargo-cyclonedx >&2
+    rm -rf "$root/build"
+  fi
+  printf '%s\n' "$root/bin/cargo-cyclonedx"
+}
+
+# Podman (Debian package), for running the image the way a kubelet would. Its image store is
+# the project's own, under the cache (overlay; `JOURNEY_PODMAN_DRIVER=vfs` where overlay is not
+# available), through CONTAINERS_STORAGE_CONF: the tests never touch the system's store.
+ensure_podman() {
+  ensure_debian_packages podman
+  PODMAN="$(command -v podman)"
+  local dir="$JOURNEY_CACHE/podman"
+  mkdir -p "$dir"
+  cat >"$dir/storage.conf" <<CONF
+[storage]
+driver = "${JOURNEY_PODMAN_DRIVER:-overlay}"
+graphroot = "$dir/storage-${JOURNEY_PODMAN_DRIVER:-overlay}"
+runroot = "${TMPDIR:-/tmp}/journey-podman-run-$(id -u)"
+CONF
+  CONTAINERS_STORAGE_CONF="$dir/storage.conf"
+  export PODMAN CONTAINERS_STORAGE_CONF
+}
+
+# A field of the journey-operator package's Cargo.toml [package] (version, repository...):
+# Cargo.toml is the one place they are written.
+package_field() {
+  cargo metadata --no-deps --format-version 1 | python3 -c '
+import json, sys
+pkg = next(p for p in json.load(sys.stdin)["packages"] if p["name"] == "journey-operator")
+print(pkg[sys.argv[1]])' "$1"
 }

@@ -57,6 +57,19 @@ log "cargo build"
 cargo build --workspace --all-targets
 step_done "cargo build"
 
+# The shipped image (dist binary, FROM scratch, daemonless): the image tests load the archive
+# into podman and re-assemble the layout from the same binary.
+log "hack/image.sh"
+hack/image.sh
+image_dir="${CARGO_TARGET_DIR:-target}/image"
+JOURNEY_IMAGE="${JOURNEY_IMAGE:-ghcr.io/journey-dev/journey-operator:$(package_field version)}"
+JOURNEY_IMAGE_ARCHIVE="$(realpath "$image_dir/journey-operator.tar")"
+JOURNEY_IMAGE_DIGEST="$(cat "$image_dir/digest")"
+JOURNEY_DIST_BINARY="$(realpath "${CARGO_TARGET_DIR:-target}/dist/journey-operator")"
+export JOURNEY_IMAGE JOURNEY_IMAGE_ARCHIVE JOURNEY_IMAGE_DIGEST JOURNEY_DIST_BINARY
+ensure_podman
+step_done "building the image"
+
 # The expression limits must hold on optimised frame sizes too, not only the debug build's.
 log "cargo test --release -p journey-model (the CEL parsing path, release profile)"
 cargo test --release -p journey-model -- "$@"

@@ -81,6 +81,11 @@ pub struct LeaderConfig {
 pub enum RunError {
     #[error("connecting to Kubernetes: {0}")]
     Kube(#[from] kube::Error),
+    #[error("no Kubernetes configuration: kubeconfig: {kubeconfig}; in-cluster: {in_cluster}")]
+    NoConfig {
+        kubeconfig: kube::config::KubeconfigError,
+        in_cluster: kube::config::InClusterError,
+    },
     #[error("opening the engine in {dir}: {source}")]
     Engine {
         dir: String,
@@ -257,8 +262,30 @@ async fn acquire_lease(
     Ok(rx)
 }
 
+/// The apiserver client as `Client::try_default` infers it (a kubeconfig, else the pod's
+/// ServiceAccount), logging which one: an operator that picked up a stray kubeconfig would act
+/// with another identity than the one its RBAC was written for.
+async fn connect() -> Result<Client, RunError> {
+    let (mut config, source) =
+        match kube::Config::from_kubeconfig(&kube::config::KubeConfigOptions::default()).await {
+            Ok(config) => (config, "kubeconfig"),
+            Err(kubeconfig) => match kube::Config::incluster() {
+                Ok(config) => (config, "in-cluster"),
+                Err(in_cluster) => {
+                    return Err(RunError::NoConfig {
+                        kubeconfig,
+                        in_cluster,
+                    });
+                }
+            },
+        };
+    config.apply_debug_overrides();
+    info!(source, cluster_url = %config.cluster_url, "connecting to the apiserver");
+    Ok(Client::try_from(config)?)
+}
+
 pub async fn run(config: RunConfig) -> Result<(), RunError> {
-    let client = Client::try_default().await?;
+    let client = connect().await?;
     let metrics = Arc::new(super::metrics::Metrics::default());
     metrics.set_engine_mode(if config.remote.is_some() {
         "remote"

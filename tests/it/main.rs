@@ -20,6 +20,7 @@ mod finalizer;
 mod helm;
 mod helm_upgrade;
 mod holds;
+mod image;
 mod install;
 mod lifecycle_parity;
 mod monitoring;

@@ -35,6 +35,7 @@ pub async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
     }
 }
 
+/// The variable `hack/test.sh` exports, or a panic that says so.
 pub fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
         panic!("{name} is not set: run the tests with hack/test.sh, which starts the control plane")
@@ -44,16 +45,6 @@ pub fn env(name: &str) -> String {
 /// The control plane's directory (certificates, audit log).
 pub fn control_plane_dir() -> PathBuf {
     PathBuf::from(env("CONTROL_PLANE_DIR"))
-}
-
-/// promtool, built by `hack/test.sh` (hack/lib.sh `ensure_promtool`).
-pub fn promtool() -> PathBuf {
-    PathBuf::from(env("PROMTOOL"))
-}
-
-/// prometheus-operator's CRD manifests (hack/lib.sh `ensure_prometheus_operator_crds`).
-pub fn prometheus_operator_crds() -> PathBuf {
-    PathBuf::from(env("PROMETHEUS_OPERATOR_CRDS"))
 }
 
 pub fn kubeconfig() -> PathBuf {
