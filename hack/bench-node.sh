@@ -2,7 +2,7 @@
 # The real node's figures for BENCHMARKS.md ("Real node"): BENCH_RUNS times (default 5) start a
 # fresh node, run the node test (its "pod start to Ready" and rollout lines) and stop the node,
 # printing each duration and the host state left behind. Needs JOURNEY_IMAGE and
-# JOURNEY_IMAGE_ARCHIVE (hack/test.sh's image step, or hack/node-image.sh) and root.
+# JOURNEY_IMAGE_ARCHIVE (hack/test.sh's image step, or hack/image.sh --binary) and root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=hack/lib.sh

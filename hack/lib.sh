@@ -117,24 +117,32 @@ go_build_job() {
   GO_BUILD_JOBS+=("$!:$name")
 }
 
-wait_go_builds() {
-  local entry pid name failed=0
+# wait_go_build NAME: waits for one job and exports what it built.
+wait_go_build() {
+  local entry pid rest=()
   for entry in "${GO_BUILD_JOBS[@]}"; do
-    pid="${entry%%:*}"
-    name="${entry#*:}"
-    if wait "$pid" && [ -f "$GO_BUILDS_DIR/$name.env" ]; then
-      # shellcheck disable=SC1090
-      . "$GO_BUILDS_DIR/$name.env"
-      log "Go build job $name: done after $(cat "$GO_BUILDS_DIR/$name.seconds")s"
-    else
-      echo "the Go build job $name failed; its log:" >&2
-      tail -n 80 "$GO_BUILDS_DIR/$name.log" >&2
-      failed=1
-    fi
+    if [ "${entry#*:}" = "$1" ]; then pid="${entry%%:*}"; else rest+=("$entry"); fi
   done
-  GO_BUILD_JOBS=()
+  GO_BUILD_JOBS=("${rest[@]}")
+  [ -n "${pid:-}" ] || { echo "no background build $1" >&2; return 1; }
+  if wait "$pid" && [ -f "$GO_BUILDS_DIR/$1.env" ]; then
+    # shellcheck disable=SC1090
+    . "$GO_BUILDS_DIR/$1.env"
+    log "background build $1: done after $(cat "$GO_BUILDS_DIR/$1.seconds")s"
+  else
+    echo "the background build $1 failed; its log:" >&2
+    tail -n 80 "$GO_BUILDS_DIR/$1.log" >&2
+    return 1
+  fi
+}
+
+wait_go_builds() {
+  local entry
+  while [ "${#GO_BUILD_JOBS[@]}" -gt 0 ]; do
+    entry="${GO_BUILD_JOBS[0]}"
+    wait_go_build "${entry#*:}"
+  done
   rm -rf "$GO_BUILDS_DIR"
-  [ "$failed" = 0 ]
 }
 
 # Starts etcd + kube-apiserver in the background (tied to this shell) and exports KUBECONFIG.

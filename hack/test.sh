@@ -17,15 +17,18 @@ step_done() {
   step_started=$now
 }
 
-ensure_tools
+ensure_kubectl
 log "kubectl: $("$KUBECTL" version --client 2>/dev/null | head -n 1)"
-log "helm: $("$HELM" version --short)"
-step_done "installing the tools"
-
-# The real node: kubelet, kube-controller-manager, kube-scheduler and kube-proxy (cold: a few
-# minutes each after kube-apiserver), containerd + runc + CNI plugins, the pause image.
-ensure_node_tools
-step_done "installing the node's tools"
+# Every Debian package in one apt-get, before anything runs in the background (dpkg's lock):
+# the real node's runtime and the pause image's tools, podman and the image's CA bundle.
+# shellcheck disable=SC2086
+ensure_debian_packages $NODE_PACKAGES podman ca-certificates
+ensure_pause_image
+# The Go tools (kube-apiserver, the node's components, Helm, promtool) and the SBOM tool build
+# in the background while cargo works below; wait_go_builds collects them before the tests.
+start_go_builds
+go_build_job cargo-cyclonedx "" ensure_cargo_cyclonedx
+step_done "installing the packages and starting the background builds"
 
 log "cargo fmt --check"
 cargo fmt --all --check
@@ -59,6 +62,7 @@ step_done "cargo build"
 
 # The shipped image (dist binary, FROM scratch, daemonless): the image tests load the archive
 # into podman and re-assemble the layout from the same binary.
+wait_go_build cargo-cyclonedx
 log "hack/image.sh"
 hack/image.sh
 image_dir="${CARGO_TARGET_DIR:-target}/image"
@@ -75,26 +79,22 @@ log "cargo test --release -p journey-model (the CEL parsing path, release profil
 cargo test --release -p journey-model -- "$@"
 step_done "the release-profile tests of the parsing path"
 
+log "waiting for the background builds"
+wait_go_builds
+log "helm: $("$HELM" version --short); promtool: $("$PROMTOOL" --version 2>&1 | head -n 1)"
+step_done "waiting for the background builds"
+
+xtask="${CARGO_TARGET_DIR:-target}/debug/xtask"
 trap 'stop_node; stop_control_plane' EXIT INT TERM
 log "starting the local control plane"
-start_control_plane target/debug/xtask
+start_control_plane "$xtask"
 log "kube-apiserver binary: $KUBE_APISERVER ($KUBE_APISERVER_VERSION); KUBECONFIG=$KUBECONFIG"
 step_done "starting the control plane"
-
-# Until hack/image.sh builds the shipped image, the node runs the debug binary in a FROM-scratch
-# image named as manifests/deployment.yaml names it.
-if [ -z "${JOURNEY_IMAGE_ARCHIVE:-}" ]; then
-  JOURNEY_IMAGE=journey-operator:dev
-  JOURNEY_IMAGE_ARCHIVE="$(realpath "${CARGO_TARGET_DIR:-target}")/node-image/journey-operator.tar"
-  hack/node-image.sh target/debug/journey-operator "$JOURNEY_IMAGE_ARCHIVE" "$JOURNEY_IMAGE"
-  export JOURNEY_IMAGE JOURNEY_IMAGE_ARCHIVE
-  step_done "assembling the node's stand-in image"
-fi
 
 # A real node with a control plane of its own (the manifests' cluster-wide operator must not
 # reconcile the other tests' journeys): tests/it/node.rs installs the manifests there.
 log "starting the real node"
-start_node target/debug/xtask
+start_node "$xtask"
 step_done "starting the node"
 
 log "cargo test"
