@@ -114,11 +114,11 @@ fn dump(kubeconfig: &Path) -> String {
 #[test]
 fn helm_install_then_upgrade_leaves_crds_to_server_side_apply() {
     let scratch = tempfile::tempdir().expect("tempdir");
-    let config = ControlPlaneConfig {
-        dir: scratch.path().join("control-plane"),
-        kube_apiserver: PathBuf::from(support::env("KUBE_APISERVER")),
-        etcd: vendored_etcd().expect("etcd"),
-    };
+    let config = ControlPlaneConfig::loopback(
+        scratch.path().join("control-plane"),
+        PathBuf::from(support::env("KUBE_APISERVER")),
+        vendored_etcd().expect("etcd"),
+    );
     // Dropped at the end of the test (or when it panics): etcd and the apiserver stop.
     let plane = LocalControlPlane::start(&config).expect("starting a control plane of our own");
     let kc = plane.kubeconfig.clone();

@@ -47,6 +47,16 @@ pub fn control_plane_dir() -> PathBuf {
     PathBuf::from(env("CONTROL_PLANE_DIR"))
 }
 
+/// promtool, built by `hack/test.sh` (hack/lib.sh `ensure_promtool`).
+pub fn promtool() -> PathBuf {
+    PathBuf::from(env("PROMTOOL"))
+}
+
+/// prometheus-operator's CRD manifests (hack/lib.sh `ensure_prometheus_operator_crds`).
+pub fn prometheus_operator_crds() -> PathBuf {
+    PathBuf::from(env("PROMETHEUS_OPERATOR_CRDS"))
+}
+
 pub fn kubeconfig() -> PathBuf {
     PathBuf::from(env("KUBECONFIG"))
 }
