@@ -145,6 +145,30 @@ wait_go_builds() {
   rm -rf "$GO_BUILDS_DIR"
 }
 
+# wait_ready_file WHAT PID DIR TENTHS LOG...: waits (at most TENTHS tenths of a second) for
+# DIR/ready, which the control plane and the node write once they serve; if PID exits first
+# or time runs out, prints the tails of DIR's LOGs and fails.
+wait_ready_file() {
+  local what="$1" pid="$2" dir="$3" limit="$4" waited=0 f
+  shift 4
+  while [ ! -f "$dir/ready" ]; do
+    if ! kill -0 "$pid" 2>/dev/null || [ "$waited" -ge "$limit" ]; then
+      if kill -0 "$pid" 2>/dev/null; then
+        echo "$what was not ready after $((limit / 10))s" >&2
+      else
+        echo "$what failed to start" >&2
+      fi
+      for f in "$@"; do
+        echo "--- $f" >&2
+        tail -n 40 "$dir/$f" >&2 2>/dev/null || true
+      done
+      return 1
+    fi
+    sleep 0.1
+    waited=$((waited + 1))
+  done
+}
+
 # Starts etcd + kube-apiserver in the background (tied to this shell) and exports KUBECONFIG.
 # $1: the xtask binary (its control-plane task).
 # Sets CONTROL_PLANE_PID and CONTROL_PLANE_DIR; the caller's trap calls stop_control_plane.
@@ -155,21 +179,8 @@ start_control_plane() {
   "$bin" control-plane --dir "$CONTROL_PLANE_DIR" --kube-apiserver "$KUBE_APISERVER" \
     >"$CONTROL_PLANE_DIR/control-plane.out" 2>&1 &
   CONTROL_PLANE_PID=$!
-  local waited=0
-  while [ ! -f "$CONTROL_PLANE_DIR/ready" ]; do
-    if ! kill -0 "$CONTROL_PLANE_PID" 2>/dev/null; then
-      echo "the control plane failed to start:" >&2
-      cat "$CONTROL_PLANE_DIR/control-plane.out" >&2
-      tail -n 40 "$CONTROL_PLANE_DIR/kube-apiserver.log" >&2 2>/dev/null || true
-      return 1
-    fi
-    if [ "$waited" -ge 1800 ]; then
-      echo "the control plane was not ready after 180s" >&2
-      return 1
-    fi
-    sleep 0.1
-    waited=$((waited + 1))
-  done
+  wait_ready_file "the control plane" "$CONTROL_PLANE_PID" "$CONTROL_PLANE_DIR" 1800 \
+    control-plane.out kube-apiserver.log || return 1
   # shellcheck disable=SC1091
   set -a; . "$CONTROL_PLANE_DIR/ready"; set +a
   cat "$CONTROL_PLANE_DIR/control-plane.out" >&2
@@ -236,24 +247,8 @@ start_node() {
   "$bin" node --dir "$NODE_DIR" --pause-archive "$NODE_PAUSE_ARCHIVE" \
     >"$NODE_DIR/node.out" 2>&1 &
   NODE_PID=$!
-  local waited=0
-  while [ ! -f "$NODE_DIR/ready" ]; do
-    if ! kill -0 "$NODE_PID" 2>/dev/null; then
-      echo "the node failed to start:" >&2
-      cat "$NODE_DIR/node.out" >&2
-      for f in kubelet containerd kube-controller-manager kube-proxy; do
-        echo "--- $f.log" >&2
-        tail -n 30 "$NODE_DIR/$f.log" >&2 2>/dev/null || true
-      done
-      return 1
-    fi
-    if [ "$waited" -ge 3000 ]; then
-      echo "the node was not ready after 300s" >&2
-      return 1
-    fi
-    sleep 0.1
-    waited=$((waited + 1))
-  done
+  wait_ready_file "the node" "$NODE_PID" "$NODE_DIR" 3000 \
+    node.out kubelet.log containerd.log kube-controller-manager.log kube-proxy.log || return 1
   # shellcheck disable=SC1091
   set -a; . "$NODE_DIR/ready"; set +a
   cat "$NODE_DIR/node.out" >&2

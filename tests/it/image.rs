@@ -156,21 +156,10 @@ impl Drop for Container {
 /// The Deployment's ServiceAccount token (TokenRequest), the cluster CA and the namespace, as
 /// the kubelet projects them into a pod.
 fn service_account_dir(ns: &str) -> PathBuf {
-    let token = kubectl(
-        &[
-            "create",
-            "token",
-            "journey-operator",
-            "-n",
-            "journey-operator",
-            "--duration=1h",
-        ],
-        None,
-    );
-    assert!(token.success, "{token:?}");
+    let token = support::service_account_token();
     let dir = support::control_plane_dir().join(format!("serviceaccount-{ns}"));
     std::fs::create_dir_all(&dir).expect("service account dir");
-    std::fs::write(dir.join("token"), token.stdout.trim()).expect("token");
+    std::fs::write(dir.join("token"), &token).expect("token");
     std::fs::copy(
         support::control_plane_dir().join("ca.crt"),
         dir.join("ca.crt"),

@@ -37,18 +37,7 @@ async fn the_operator_runs_with_only_its_service_account_rbac() {
     }
 
     // A token for the manifests' ServiceAccount, through the TokenRequest API.
-    let token = kubectl(
-        &[
-            "create",
-            "token",
-            "journey-operator",
-            "-n",
-            "journey-operator",
-            "--duration=1h",
-        ],
-        None,
-    );
-    assert!(token.success, "{token:?}");
+    let token = support::service_account_token();
     let cp = support::control_plane_dir();
     let server = support::server_url();
     let client = support::client().await;
@@ -59,7 +48,7 @@ async fn the_operator_runs_with_only_its_service_account_rbac() {
         format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: local\n  cluster:\n    server: {server}\n    certificate-authority: {}\nusers:\n- name: sa\n  user:\n    token: {}\ncontexts:\n- name: local\n  context: {{cluster: local, user: sa}}\ncurrent-context: local\n",
             cp.join("ca.crt").display(),
-            token.stdout.trim()
+            token
         ),
     )
     .expect("kubeconfig");

@@ -57,6 +57,24 @@ pub fn prometheus_operator_crds() -> PathBuf {
     PathBuf::from(env("PROMETHEUS_OPERATOR_CRDS"))
 }
 
+/// A token for the manifests' ServiceAccount (`journey-operator/journey-operator`, installed by
+/// `kubectl apply -k manifests/`), through the TokenRequest API: what a pod of the Deployment gets.
+pub fn service_account_token() -> String {
+    let token = kubectl(
+        &[
+            "create",
+            "token",
+            "journey-operator",
+            "-n",
+            "journey-operator",
+            "--duration=1h",
+        ],
+        None,
+    );
+    assert!(token.success, "{token:?}");
+    token.stdout.trim().to_string()
+}
+
 pub fn kubeconfig() -> PathBuf {
     PathBuf::from(env("KUBECONFIG"))
 }
