@@ -11,6 +11,7 @@ use serde_json::json;
 use super::journey::{AudienceMode, Channel, JourneySpec, Step};
 use crate::engine::expr::{self, Vars};
 use crate::engine::schedule::CronSchedule;
+use crate::engine::template::MessageTemplate;
 
 /// One problem, with the field it concerns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,6 +155,17 @@ pub fn validate(spec: &JourneySpec, context: &ValidationContext<'_>) -> Vec<Prob
                     known.iter().cloned().collect::<Vec<_>>().join(", ")
                 ),
             );
+        }
+        if let Some(action) = &step.action
+            && let Some(message) = &action.message
+        {
+            let message = serde_json::to_value(message).unwrap_or_default();
+            if let Err(found) = MessageTemplate::compile(&format!("{at}.action.message"), &message)
+            {
+                for p in found {
+                    problem(p.field, p.message);
+                }
+            }
         }
         if let Some(action) = &step.action
             && action.channel == Channel::Webhook
@@ -347,6 +359,21 @@ mod tests {
     fn each_problem_kind_is_reported_with_its_field() {
         type Edit = Box<dyn Fn(&mut Value)>;
         let table: Vec<(&str, Edit, &str)> = vec![
+            (
+                "template syntax error",
+                Box::new(|v| {
+                    v["steps"][3]["action"]["message"] = json!({"subject": "Hi {{ profile.name"})
+                }),
+                "spec.steps[3].action.message.subject: template syntax error",
+            ),
+            (
+                "unknown template variable",
+                Box::new(|v| {
+                    v["steps"][2]["action"]["message"] =
+                        json!({"body": {"title": "{{ user.name }}"}})
+                }),
+                "spec.steps[2].action.message.body.title: unknown variable user",
+            ),
             (
                 "unparsable filter",
                 Box::new(|v| v["globalFilter"] = json!("profile.country ==")),

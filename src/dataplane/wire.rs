@@ -86,14 +86,27 @@ pub struct DeliveryOut {
     pub profile_id: String,
     pub channel: String,
     pub destination: String,
-    /// The step's message, as defined.
+    /// The step's message, as defined (its templates, not their rendering: rendered bodies
+    /// are never returned).
     pub message: Value,
+    /// The rendered message's `subject`, once rendered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rendered_subject: Option<String>,
     pub status: DeliveryStatus,
+    /// Attempts made to send it.
+    pub attempts: i64,
+    /// The last attempt's error, or why it was not sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// Why it ended as it did when not sent or recorded (`TemplateError`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     pub created_at: Millis,
 }
 
 impl From<Delivery> for DeliveryOut {
     fn from(d: Delivery) -> Self {
+        let rendered_subject = d.rendered_subject().map(str::to_string);
         Self {
             idempotency_key: d.idempotency_key(),
             journey_id: d.journey_id,
@@ -104,8 +117,12 @@ impl From<Delivery> for DeliveryOut {
             profile_id: d.profile_id,
             channel: d.channel,
             destination: d.destination,
+            rendered_subject,
             message: d.message,
             status: d.status,
+            attempts: d.attempts,
+            last_error: d.last_error,
+            reason: d.reason,
             created_at: d.created_at,
         }
     }

@@ -298,14 +298,46 @@ async fn an_invalid_definition_stalls_and_leaves_the_engine_untouched() {
         has_condition("Stalled", "True"),
     )
     .await;
-    let condition = condition(&stalled, "Stalled").expect("Stalled");
-    assert_eq!(condition.reason, "InvalidDefinition");
+    let stalled_condition = condition(&stalled, "Stalled").expect("Stalled");
+    assert_eq!(stalled_condition.reason, "InvalidDefinition");
     assert!(
-        condition
+        stalled_condition
             .message
             .contains("spec.steps[0].condition.branches[0].when"),
         "{}",
-        condition.message
+        stalled_condition.message
+    );
+    // A message template that does not compile stalls the same way, naming its field.
+    let mut templated = record_journey("Published");
+    templated["steps"] = json!([
+        {"id": "welcome", "action": {"channel": "email", "message": {"subject": "Hi {{ profile.first_name"}}}
+    ]);
+    apply(&ns, "bad-template", templated);
+    let stalled = wait_for(
+        &api,
+        "bad-template",
+        "Stalled",
+        WAIT,
+        has_condition("Stalled", "True"),
+    )
+    .await;
+    let template_condition = condition(&stalled, "Stalled").expect("Stalled");
+    assert_eq!(template_condition.reason, "InvalidDefinition");
+    assert!(
+        template_condition
+            .message
+            .contains("spec.steps[0].action.message.subject: template syntax error"),
+        "{}",
+        template_condition.message
+    );
+    assert!(
+        controller
+            .engine
+            .status(&format!("{ns}/bad-template"))
+            .await
+            .expect("status")
+            .is_none(),
+        "engine untouched by the bad template"
     );
     let key = format!("{ns}/broken");
     assert!(

@@ -73,6 +73,8 @@ pub struct TickReport {
     pub released: i64,
     pub entered: i64,
     pub timed_out: i64,
+    /// Deliveries failed because their message's template could not be rendered.
+    pub template_errors: i64,
 }
 
 impl TickReport {
@@ -85,6 +87,7 @@ impl TickReport {
         self.released += o.released;
         self.entered += o.entered;
         self.timed_out += o.timed_out;
+        self.template_errors += o.template_errors;
     }
 }
 

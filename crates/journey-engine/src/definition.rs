@@ -13,6 +13,7 @@ use super::duration::parse_positive_duration_ms;
 use super::error::{EngineError, Result};
 use super::expr::{self, Expr, Vars};
 use super::schedule::CronSchedule;
+use super::template::MessageTemplate;
 
 /// Default global per-profile timeout: 2184h (91 days).
 pub const DEFAULT_TIMEOUT_MS: i64 = 2184 * 3_600_000;
@@ -338,6 +339,8 @@ pub enum CStepKind {
         channel: String,
         destination: String,
         message: serde_json::Value,
+        /// `message` with its templates compiled (rendered once per delivery).
+        template: MessageTemplate,
     },
     Exit,
 }
@@ -665,10 +668,17 @@ pub fn compile(def: &Definition, dests: &DestinationConfig) -> Result<CompiledDe
             if let Err(e) = dests.check(&s.id, &a.channel, &destination) {
                 problems.push(format!("{p}.action.destination: {e}"));
             }
-            CStepKind::Action {
-                channel: a.channel.clone(),
-                destination,
-                message: a.message.clone(),
+            match MessageTemplate::compile(&format!("{p}.action.message"), &a.message) {
+                Ok(template) => CStepKind::Action {
+                    channel: a.channel.clone(),
+                    destination,
+                    message: a.message.clone(),
+                    template,
+                },
+                Err(found) => {
+                    problems.extend(found.iter().map(ToString::to_string));
+                    CStepKind::Exit
+                }
             }
         } else {
             CStepKind::Exit

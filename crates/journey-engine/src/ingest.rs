@@ -70,7 +70,7 @@ impl<S: Store> Engine<S> {
                         .unwrap_or(false);
                     let is = condition.eval_bool(attrs, None).unwrap_or(false);
                     if !was && is {
-                        self.try_enter(tx, row.id, rt, def, profile.seq, now)?;
+                        self.try_enter(tx, row.id, rt, def, profile.seq, None, now)?;
                         *dirty = true;
                     }
                 }
@@ -90,6 +90,8 @@ impl<S: Store> Engine<S> {
         Ok(())
     }
 
+    /// `event_id` is the event that enrolls the profile (its templates' `event`), if any.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn try_enter(
         &self,
         tx: &mut dyn StoreTx,
@@ -97,6 +99,7 @@ impl<S: Store> Engine<S> {
         rt: &mut Runtime,
         def: &CompiledDefinition,
         profile_seq: i64,
+        event_id: Option<i64>,
         now: Millis,
     ) -> Result<Enter> {
         let queue = match (rt.phase, &rt.pause) {
@@ -136,6 +139,7 @@ impl<S: Store> Engine<S> {
             updated_at: now,
             reason: None,
             hops: 0,
+            event_id,
         };
         tx.insert_enrollment(&e)?;
         Ok(if queue { Enter::Queued } else { Enter::Entered })
@@ -199,7 +203,7 @@ impl<S: Store> Engine<S> {
                         .0
                 }
             };
-            tx.insert_event(profile_id, name, payload, now)?;
+            let event_id = tx.insert_event(profile_id, name, payload, now)?;
             for row in tx.list_journeys()? {
                 let mut rt = load_rt(&row)?;
                 if !rt.phase.moves() && rt.phase != Phase::Completed {
@@ -245,6 +249,8 @@ impl<S: Store> Engine<S> {
                             continue;
                         }
                         e.wait_event = None;
+                        // What the next messages' templates read as `event`.
+                        e.event_id = Some(event_id);
                         match step.next {
                             Some(n) => {
                                 e.step = n as i64;
@@ -275,7 +281,7 @@ impl<S: Store> Engine<S> {
                         .as_ref()
                         .is_none_or(|c| c.eval_bool(&profile.attrs, Some(payload)).unwrap_or(false))
                 {
-                    self.try_enter(tx, row.id, &mut rt, &def, profile.seq, now)?;
+                    self.try_enter(tx, row.id, &mut rt, &def, profile.seq, Some(event_id), now)?;
                     save_rt(tx, row.id, &rt)?;
                     changed = true;
                 }

@@ -25,7 +25,9 @@ pub mod destinations;
 pub mod hold;
 mod ingest;
 mod pause_mode;
+mod render;
 mod scheduler;
+pub mod template;
 /// The one duration parser lives in the model crate.
 pub use journey_model::duration;
 pub mod error;

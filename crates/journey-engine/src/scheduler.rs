@@ -6,6 +6,7 @@ use super::clock::{Millis, SECOND};
 use super::definition::{CEntry, CStepKind, CompiledDefinition, OnExpiry, PauseMode, PauseWaits};
 use super::error::{EngineError, Result, json_err};
 use super::lifecycle::*;
+use super::render;
 use super::store::{Delivery, DeliveryStatus, EnrollmentState as ES, Store, StoreTx, step_key};
 use super::wakes::MAX_QUIET_MS;
 
@@ -349,7 +350,7 @@ impl<S: Store> Engine<S> {
                     p.cursor = prof.seq;
                     if condition.eval_bool(&prof.attrs, None).unwrap_or(false)
                         && let Enter::Entered =
-                            self.try_enter(tx, jid, &mut rt, &def, prof.seq, now)?
+                            self.try_enter(tx, jid, &mut rt, &def, prof.seq, None, now)?
                     {
                         p.entered += 1;
                         rep.entered += 1;
@@ -502,6 +503,7 @@ impl<S: Store> Engine<S> {
                             channel,
                             destination,
                             message,
+                            template,
                         } => {
                             if let Some(o) = &pause_mode {
                                 match o.mode {
@@ -538,7 +540,7 @@ impl<S: Store> Engine<S> {
                                 }
                             }
                             let webhook = self.inner.config.destinations.is_webhook(destination);
-                            let d = Delivery {
+                            let mut d = Delivery {
                                 journey_id: jid,
                                 epoch: e.epoch,
                                 profile_seq: e.profile_seq,
@@ -557,7 +559,28 @@ impl<S: Store> Engine<S> {
                                     DeliveryStatus::Recorded
                                 },
                                 created_at: now,
+                                event_id: e.event_id,
+                                rendered: None,
+                                attempts: 0,
+                                last_error: None,
+                                reason: None,
                             };
+                            if !webhook {
+                                // `record` renders now: the stored delivery is the message.
+                                let a = match &attrs {
+                                    Some(a) => a,
+                                    None => attrs.insert(parse_attrs()?),
+                                };
+                                match render::render(tx, template, &d, &row.key, a)? {
+                                    Ok(m) => d.rendered = Some(m),
+                                    Err(err) => {
+                                        d.status = DeliveryStatus::Failed;
+                                        d.reason = Some(render::TEMPLATE_ERROR.into());
+                                        d.last_error = Some(err.to_string());
+                                        rep.template_errors += 1;
+                                    }
+                                }
+                            }
                             if tx.insert_delivery(&d)? {
                                 rep.deliveries += 1;
                             }

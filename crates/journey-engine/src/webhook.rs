@@ -26,6 +26,7 @@ use super::clock::Millis;
 use super::core::Engine;
 use super::destinations::WebhookDestination;
 use super::error::Result;
+use super::render;
 use super::store::{Delivery, DeliveryStatus, Store};
 
 pub const MAX_ATTEMPTS: i64 = 10;
@@ -98,7 +99,8 @@ fn body(d: &Delivery) -> serde_json::Value {
         "step": d.step_id,
         "profileId": d.profile_id,
         "channel": d.channel,
-        "message": d.message,
+        // The rendered message (stored at the first claim): a re-send sends the same bytes.
+        "message": d.rendered.as_ref().unwrap_or(&d.message),
         "createdAt": d.created_at,
     })
 }
@@ -115,6 +117,8 @@ pub struct SendReport {
     pub sent: usize,
     pub retried: usize,
     pub failed: usize,
+    /// Failed because the message's template could not be rendered (counted in `failed`).
+    pub template_errors: usize,
     /// Claimed but not attempted because of the rate limit (back to Pending).
     pub throttled: usize,
     /// Not sent because the destination's credentials file could not be read (counted in
@@ -164,6 +168,32 @@ pub struct Attempt {
 }
 
 impl<S: Store> Engine<S> {
+    /// Renders a claimed delivery from its step's templates with the profile as it is now and
+    /// stores the rendering (once: this is the message every attempt sends).
+    fn render_claimed(
+        &self,
+        d: &Delivery,
+    ) -> Result<std::result::Result<serde_json::Value, render::TemplateError>> {
+        self.write_batch(|tx| {
+            let Some(row) = tx.journey_by_id(d.journey_id)? else {
+                return Ok(Ok(d.message.clone()));
+            };
+            let def = self.def(tx, d.journey_id, d.version)?;
+            let Some(template) = render::step_template(&def, &d.step_id) else {
+                return Ok(Ok(d.message.clone()));
+            };
+            let profile = tx
+                .profile_by_seq(d.profile_seq)?
+                .map(|p| p.attrs)
+                .unwrap_or(serde_json::Value::Null);
+            let out = render::render(tx, template, d, &row.key, &profile)?;
+            if let Ok(m) = &out {
+                tx.set_rendered(d, Some(m), None)?;
+            }
+            Ok(out)
+        })
+    }
+
     /// Startup recovery: deliveries that were being sent when the process died
     /// go back to Pending (re-sent under the same idempotency key).
     pub fn recover_webhook_outbox(&self) -> Result<i64> {
@@ -181,7 +211,27 @@ impl<S: Store> Engine<S> {
         let claimed = self.write_batch(|tx| Ok(tx.claim_webhook_deliveries(now, limit)?))?;
         let mut report = SendReport::default();
         let dests = &self.config().destinations;
-        for d in claimed {
+        for mut d in claimed {
+            if d.rendered.is_none() {
+                match self.render_claimed(&d)? {
+                    Ok(m) => d.rendered = Some(m),
+                    Err(err) => {
+                        // No half-rendered message is sent: the delivery fails as a whole.
+                        let error = err.to_string();
+                        self.write_batch(|tx| {
+                            Ok(tx.set_rendered(&d, None, Some((render::TEMPLATE_ERROR, &error)))?)
+                        })?;
+                        report.failed += 1;
+                        report.template_errors += 1;
+                        report.attempts.push(Attempt {
+                            destination: d.destination.clone(),
+                            outcome: AttemptOutcome::Failed,
+                            seconds: None,
+                        });
+                        continue;
+                    }
+                }
+            }
             let dest: Option<&WebhookDestination> = dests.webhooks.get(&d.destination);
             let Some(dest) = dest else {
                 self.write_batch(|tx| {

@@ -3,8 +3,8 @@
 //! promises. A backend's tests call [`run_all`] on a fresh, empty store.
 
 use journey_store::{
-    Delivery, DeliveryStatus, Enrollment, EnrollmentState, Result, Store, StoreError, StoreTx,
-    step_key,
+    Delivery, DeliveryFilter, DeliveryStatus, Enrollment, EnrollmentState, Result, Store,
+    StoreError, StoreTx, step_key,
 };
 use serde_json::json;
 
@@ -14,6 +14,7 @@ pub fn run_all(store: &impl Store) {
     idempotency_key_is_unique(store);
     enrollment_roundtrip_and_release_order(store);
     feed_revisions_and_tombstones(store);
+    renderings_and_events(store);
     backlogs_for_the_gauges(store);
     // Last: it leaves due enrollments of a journey no other case reads.
     restart_reenrolls_everyone_of_the_epoch(store);
@@ -35,7 +36,84 @@ fn delivery(entry_no: i64) -> Delivery {
         message: json!({"s": 1}),
         status: DeliveryStatus::Recorded,
         created_at: 0,
+        event_id: None,
+        rendered: None,
+        attempts: 0,
+        last_error: None,
+        reason: None,
     }
+}
+
+/// A delivery's event and rendering round-trip; a rendering is stored once; a template
+/// failure fails the delivery with its reason; counts by status.
+pub fn renderings_and_events(store: &impl Store) {
+    store
+        .write(|tx: &mut dyn StoreTx| -> Result<()> {
+            let payload = json!({"item": "tea", "n": 2});
+            let event = tx.insert_event("p-render", "bought", &payload, 5)?;
+            assert_eq!(tx.event_payload(event)?, Some(payload));
+            assert_eq!(tx.event_payload(event + 1000)?, None);
+            let recorded = Delivery {
+                journey_id: 77,
+                event_id: Some(event),
+                rendered: Some(json!({"subject": "Hi Ann"})),
+                ..delivery(1)
+            };
+            tx.insert_delivery(&recorded)?;
+            let pending = Delivery {
+                journey_id: 77,
+                destination: "crm".into(),
+                status: DeliveryStatus::Pending,
+                ..delivery(2)
+            };
+            tx.insert_delivery(&pending)?;
+            let failing = Delivery {
+                status: DeliveryStatus::Pending,
+                destination: "crm".into(),
+                ..pending.clone()
+            };
+            let failing = Delivery {
+                entry_no: 3,
+                ..failing
+            };
+            tx.insert_delivery(&failing)?;
+
+            tx.set_rendered(&pending, Some(&json!({"subject": "first"})), None)?;
+            tx.set_rendered(&pending, Some(&json!({"subject": "second"})), None)?;
+            tx.set_rendered(
+                &failing,
+                None,
+                Some(("TemplateError", "subject: undefined value")),
+            )?;
+            let all = tx.list_deliveries(&DeliveryFilter {
+                journey_id: Some(77),
+                ..Default::default()
+            })?;
+            assert_eq!(all.len(), 3);
+            assert_eq!(all[0].event_id, Some(event));
+            assert_eq!(all[0].rendered_subject(), Some("Hi Ann"));
+            assert_eq!(all[1].rendered_subject(), Some("first"), "rendered once");
+            assert_eq!(all[1].status, DeliveryStatus::Pending);
+            assert_eq!(all[2].status, DeliveryStatus::Failed);
+            assert_eq!(all[2].reason.as_deref(), Some("TemplateError"));
+            assert_eq!(
+                all[2].last_error.as_deref(),
+                Some("subject: undefined value")
+            );
+            assert_eq!(all[2].rendered, None);
+            assert_eq!(
+                tx.count_deliveries_by_status(77)?,
+                vec![
+                    (DeliveryStatus::Recorded, 1),
+                    (DeliveryStatus::Pending, 1),
+                    (DeliveryStatus::Failed, 1),
+                ]
+            );
+            // Settled, so the outbox backlog cases below see only their own rows.
+            tx.set_delivery_status(77, DeliveryStatus::Pending, DeliveryStatus::Cancelled)?;
+            Ok(())
+        })
+        .expect("tx");
 }
 
 pub fn idempotency_key_is_unique(store: &impl Store) {
@@ -79,6 +157,7 @@ pub fn enrollment_roundtrip_and_release_order(store: &impl Store) {
                     updated_at: n,
                     reason: None,
                     hops: n,
+                    event_id: None,
                 })?;
             }
             assert_eq!(tx.release_held(7, 2, 50)?, 2);
@@ -127,6 +206,7 @@ pub fn backlogs_for_the_gauges(store: &impl Store) {
                     updated_at: n,
                     reason: None,
                     hops: 0,
+                    event_id: None,
                 })?;
             }
             let (after, earliest) = tx.due_backlog(3)?;
@@ -246,6 +326,7 @@ pub fn restart_reenrolls_everyone_of_the_epoch(store: &impl Store) {
                     updated_at: entry_no,
                     reason: None,
                     hops: 2,
+                    event_id: None,
                 })?;
             }
             let n = tx.reenroll_epoch(J, 0, 1, 2, EnrollmentState::Active, 100, 1000)?;

@@ -202,6 +202,17 @@ INSERT INTO feed_meta (id, floor, head) VALUES (1, 0, (SELECT COALESCE(MAX(id), 
 CREATE TABLE engine_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 "#,
     ),
+    (
+        7,
+        // Message templates: the event an enrollment (and so its deliveries) read as `event`,
+        // and each delivery's rendered message, stored once so a re-send sends the same bytes.
+        r#"
+ALTER TABLE enrollments ADD COLUMN event_id INTEGER;
+ALTER TABLE deliveries ADD COLUMN event_id INTEGER;
+ALTER TABLE deliveries ADD COLUMN rendered TEXT;
+ALTER TABLE deliveries ADD COLUMN reason TEXT;
+"#,
+    ),
 ];
 
 /// Applies pending migrations; returns the schema version.

@@ -208,9 +208,9 @@ impl SqliteTx<'_> {
     }
 }
 
-const ENR_COLS: &str = "id, journey_id, epoch, version, profile_seq, entry_no, step, state, due_at, wait_event, deadline_at, entered_at, updated_at, reason, hops";
+const ENR_COLS: &str = "id, journey_id, epoch, version, profile_seq, entry_no, step, state, due_at, wait_event, deadline_at, entered_at, updated_at, reason, hops, event_id";
 /// How many columns [`ENR_COLS`] has: a query that selects more reads them from here on.
-const ENR_COL_COUNT: usize = 15;
+const ENR_COL_COUNT: usize = 16;
 
 /// [`ENR_COLS`] qualified with the alias `e`, for queries that join enrollments.
 fn enr_cols_aliased() -> &'static str {
@@ -243,6 +243,7 @@ fn enr_from_row(r: &Row<'_>) -> rusqlite::Result<Enrollment> {
         updated_at: r.get(12)?,
         reason: r.get(13)?,
         hops: r.get(14)?,
+        event_id: r.get(15)?,
     })
 }
 

@@ -9,7 +9,7 @@ fn sqlite_conformance() {
     let dir = tempfile::tempdir().expect("tempdir");
     let s = SqliteStore::open(dir.path().join("a.db")).expect("open");
     journey_store_conformance::run_all(&s);
-    assert_eq!(s.schema_version().expect("schema"), 6);
+    assert_eq!(s.schema_version().expect("schema"), 7);
     // reopen: migrations are not re-applied, data persists
     drop(s);
     let s = SqliteStore::open(dir.path().join("a.db")).expect("reopen");

@@ -101,6 +101,9 @@ pub struct Enrollment {
     /// Steps this entry has taken (0 at entrance): an action's delivery carries it as its
     /// visit, so passing the same action again in one entry is a new delivery.
     pub hops: i64,
+    /// The event that enrolled the profile or last resumed its waitForEvent (what message
+    /// templates read as `event`); `None` for audience entries and before store migration 7.
+    pub event_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
@@ -165,9 +168,30 @@ pub struct Delivery {
     pub message: serde_json::Value,
     pub status: DeliveryStatus,
     pub created_at: Millis,
+    /// The enrollment's event when the delivery was created (templates read it as `event`).
+    #[serde(default)]
+    pub event_id: Option<i64>,
+    /// The message with its templates rendered, once: at creation for `record`, at the first
+    /// claim for senders. A re-send sends these same bytes.
+    #[serde(default)]
+    pub rendered: Option<serde_json::Value>,
+    /// Attempts made to send it.
+    #[serde(default)]
+    pub attempts: i64,
+    /// The last attempt's error, or why it was not sent.
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// Why it ended as it did, when it did not end as sent or recorded (`TemplateError`).
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 impl Delivery {
+    /// The rendered subject, when the rendered message has one.
+    pub fn rendered_subject(&self) -> Option<&str> {
+        self.rendered.as_ref()?.get("subject")?.as_str()
+    }
+
     /// The textual idempotency key (sent as `Idempotency-Key` by webhooks). Visit 0 keeps
     /// the form keys had before visits existed, so no key of a delivery in flight changes.
     pub fn idempotency_key(&self) -> String {
@@ -277,6 +301,8 @@ pub trait ProfileTx {
         payload: &serde_json::Value,
         at: Millis,
     ) -> Result<i64>;
+    /// The payload of an ingested event.
+    fn event_payload(&mut self, id: i64) -> Result<Option<serde_json::Value>>;
 }
 
 /// Enrollments: each profile's passage through a journey, and the set-based updates the lifecycle makes to them.
@@ -437,6 +463,17 @@ pub trait DeliveryTx {
         error: Option<&str>,
         counted: bool,
     ) -> Result<()>;
+    /// Stores a claimed delivery's rendered message (once: a delivery already rendered keeps
+    /// its rendering), or, with `failure`, fails it with that reason and error.
+    fn set_rendered(
+        &mut self,
+        d: &Delivery,
+        rendered: Option<&serde_json::Value>,
+        failure: Option<(&str, &str)>,
+    ) -> Result<()>;
+    /// Deliveries of one journey by status: what its status reports.
+    fn count_deliveries_by_status(&mut self, journey_id: i64)
+    -> Result<Vec<(DeliveryStatus, i64)>>;
     /// Number of attempts made for a delivery.
     fn delivery_attempts(&mut self, d: &Delivery) -> Result<i64>;
     /// Sending -> Pending (startup recovery); returns the count.

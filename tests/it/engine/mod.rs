@@ -14,6 +14,7 @@ mod resume;
 mod runs;
 mod scheduler;
 mod steps;
+mod templates;
 pub mod under_test;
 mod upgrade;
 mod versions;

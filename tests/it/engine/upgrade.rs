@@ -112,7 +112,7 @@ fn a_database_at_migration_4_opens_unchanged_and_goes_on() {
         );
     }
 
-    assert_eq!(h.engine.store().schema_version().expect("schema"), 6);
+    assert_eq!(h.engine.store().schema_version().expect("schema"), 7);
 
     // The delivery in flight goes out under the key it was created with.
     let transport = Recorder::default();

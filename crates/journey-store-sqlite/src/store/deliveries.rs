@@ -5,10 +5,16 @@ use super::*;
 impl DeliveryTx for SqliteTx<'_> {
     fn insert_delivery(&mut self, d: &Delivery) -> Result<bool> {
         let msg = serde_json::to_string(&d.message).map_err(json_err("delivery message"))?;
+        let rendered = d
+            .rendered
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(json_err("rendered message"))?;
         let n = self
             .tx
             .prepare_cached(
-                "INSERT OR IGNORE INTO deliveries (journey_id, epoch, profile_seq, step_key, entry_no, visit, version, step_id, channel, destination, message, status, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                "INSERT OR IGNORE INTO deliveries (journey_id, epoch, profile_seq, step_key, entry_no, visit, version, step_id, channel, destination, message, status, created_at, event_id, rendered, reason, last_error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
             )
             .ctx("prepare delivery")?
             .execute(params![
@@ -24,7 +30,11 @@ impl DeliveryTx for SqliteTx<'_> {
                 d.destination,
                 msg,
                 d.status as i64,
-                d.created_at
+                d.created_at,
+                d.event_id,
+                rendered,
+                d.reason,
+                d.last_error
             ])
             .ctx("insert delivery")?;
         Ok(n == 1)
@@ -58,7 +68,7 @@ impl DeliveryTx for SqliteTx<'_> {
         let mut st = self
             .tx
             .prepare_cached(
-                "SELECT d.journey_id, d.epoch, d.profile_seq, d.step_key, d.entry_no, d.version, d.step_id, COALESCE(p.id, ''), d.channel, d.destination, d.message, d.status, d.created_at, d.visit
+                "SELECT d.journey_id, d.epoch, d.profile_seq, d.step_key, d.entry_no, d.version, d.step_id, COALESCE(p.id, ''), d.channel, d.destination, d.message, d.status, d.created_at, d.visit, d.event_id, d.rendered, d.attempts, d.last_error, d.reason
                  FROM deliveries d LEFT JOIN profiles p ON p.seq = d.profile_seq
                  WHERE (?1 IS NULL OR d.journey_id = ?1) AND (?2 IS NULL OR p.id = ?2)
                  ORDER BY d.created_at, d.journey_id, d.profile_seq LIMIT ?3",
@@ -88,17 +98,26 @@ impl DeliveryTx for SqliteTx<'_> {
                             message: serde_json::Value::Null,
                             status: DeliveryStatus::Recorded,
                             created_at: r.get(12)?,
+                            event_id: r.get(14)?,
+                            rendered: None,
+                            attempts: r.get(16)?,
+                            last_error: r.get(17)?,
+                            reason: r.get(18)?,
                         },
                         r.get::<_, String>(10)?,
                         r.get::<_, i64>(11)?,
+                        r.get::<_, Option<String>>(15)?,
                     ))
                 },
             )
             .ctx("list deliveries")?;
         let mut out = Vec::new();
         for row in rows {
-            let (mut d, msg, status) = row.ctx("list deliveries")?;
+            let (mut d, msg, status, rendered) = row.ctx("list deliveries")?;
             d.message = serde_json::from_str(&msg).map_err(json_err("delivery message"))?;
+            d.rendered = rendered
+                .map(|t| serde_json::from_str(&t).map_err(json_err("rendered message")))
+                .transpose()?;
             d.status = DeliveryStatus::from_i64(status).ok_or(StoreError::Corrupt {
                 context: "delivery status",
                 message: status.to_string(),
@@ -179,7 +198,7 @@ impl DeliveryTx for SqliteTx<'_> {
             let row = self
                 .tx
                 .prepare_cached(
-                    "SELECT d.version, d.step_id, COALESCE(pr.id, ''), d.channel, d.destination, d.message, d.created_at FROM deliveries d LEFT JOIN profiles pr ON pr.seq = d.profile_seq WHERE d.journey_id = ?1 AND d.epoch = ?2 AND d.profile_seq = ?3 AND d.step_key = ?4 AND d.entry_no = ?5 AND d.visit = ?6",
+                    "SELECT d.version, d.step_id, COALESCE(pr.id, ''), d.channel, d.destination, d.message, d.created_at, d.event_id, d.rendered, d.attempts FROM deliveries d LEFT JOIN profiles pr ON pr.seq = d.profile_seq WHERE d.journey_id = ?1 AND d.epoch = ?2 AND d.profile_seq = ?3 AND d.step_key = ?4 AND d.entry_no = ?5 AND d.visit = ?6",
                 )
                 .ctx("prepare claim read")?
                 .query_row(params![j, e, p, s, n, v], |r| {
@@ -191,6 +210,9 @@ impl DeliveryTx for SqliteTx<'_> {
                         r.get::<_, String>(4)?,
                         r.get::<_, String>(5)?,
                         r.get::<_, i64>(6)?,
+                        r.get::<_, Option<i64>>(7)?,
+                        r.get::<_, Option<String>>(8)?,
+                        r.get::<_, i64>(9)?,
                     ))
                 })
                 .ctx("claim read")?;
@@ -209,6 +231,14 @@ impl DeliveryTx for SqliteTx<'_> {
                 message: serde_json::from_str(&row.5).map_err(json_err("delivery message"))?,
                 status: DeliveryStatus::Sending,
                 created_at: row.6,
+                event_id: row.7,
+                rendered: row
+                    .8
+                    .map(|t| serde_json::from_str(&t).map_err(json_err("rendered message")))
+                    .transpose()?,
+                attempts: row.9,
+                last_error: None,
+                reason: None,
             });
         }
         Ok(out)
@@ -240,6 +270,70 @@ impl DeliveryTx for SqliteTx<'_> {
             ])
             .ctx("finish attempt")?;
         Ok(())
+    }
+    fn set_rendered(
+        &mut self,
+        d: &Delivery,
+        rendered: Option<&serde_json::Value>,
+        failure: Option<(&str, &str)>,
+    ) -> Result<()> {
+        let rendered = rendered
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(json_err("rendered message"))?;
+        let (status, reason, error) = match failure {
+            Some((reason, error)) => (
+                Some(DeliveryStatus::Failed as i64),
+                Some(reason),
+                Some(error),
+            ),
+            None => (None, None, None),
+        };
+        self.tx
+            .prepare_cached(
+                "UPDATE deliveries SET rendered = COALESCE(rendered, ?7), status = COALESCE(?8, status), reason = COALESCE(?9, reason), last_error = COALESCE(?10, last_error) WHERE journey_id = ?1 AND epoch = ?2 AND profile_seq = ?3 AND step_key = ?4 AND entry_no = ?5 AND visit = ?6",
+            )
+            .ctx("prepare set rendered")?
+            .execute(params![
+                d.journey_id,
+                d.epoch,
+                d.profile_seq,
+                d.step_key,
+                d.entry_no,
+                d.visit,
+                rendered,
+                status,
+                reason,
+                error
+            ])
+            .ctx("set rendered")?;
+        Ok(())
+    }
+    fn count_deliveries_by_status(
+        &mut self,
+        journey_id: i64,
+    ) -> Result<Vec<(DeliveryStatus, i64)>> {
+        let mut st = self
+            .tx
+            .prepare_cached(
+                "SELECT status, COUNT(*) FROM deliveries WHERE journey_id = ?1 GROUP BY status ORDER BY status",
+            )
+            .ctx("prepare count deliveries by status")?;
+        let rows = st
+            .query_map([journey_id], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            })
+            .ctx("count deliveries by status")?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (status, n) = row.ctx("count deliveries by status")?;
+            let status = DeliveryStatus::from_i64(status).ok_or(StoreError::Corrupt {
+                context: "delivery status",
+                message: status.to_string(),
+            })?;
+            out.push((status, n));
+        }
+        Ok(out)
     }
     fn delivery_attempts(&mut self, d: &Delivery) -> Result<i64> {
         self.tx

@@ -6,7 +6,7 @@ impl EnrollmentTx for SqliteTx<'_> {
     fn insert_enrollment(&mut self, e: &Enrollment) -> Result<i64> {
         self.tx
             .prepare_cached(
-                "INSERT INTO enrollments (journey_id, epoch, version, profile_seq, entry_no, step, state, due_at, wait_event, deadline_at, entered_at, updated_at, reason, hops) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                "INSERT INTO enrollments (journey_id, epoch, version, profile_seq, entry_no, step, state, due_at, wait_event, deadline_at, entered_at, updated_at, reason, hops, event_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             )
             .ctx("prepare insert enrollment")?
             .execute(params![
@@ -23,7 +23,8 @@ impl EnrollmentTx for SqliteTx<'_> {
                 e.entered_at,
                 e.updated_at,
                 e.reason,
-                e.hops
+                e.hops,
+                e.event_id
             ])
             .ctx("insert enrollment")?;
         self.delta(e.journey_id, e.epoch, e.state as i64, 1);
@@ -36,7 +37,7 @@ impl EnrollmentTx for SqliteTx<'_> {
         }
         self.tx
             .prepare_cached(
-                "UPDATE enrollments SET version = ?2, step = ?3, state = ?4, due_at = ?5, wait_event = ?6, updated_at = ?7, reason = ?8, hops = ?9 WHERE id = ?1",
+                "UPDATE enrollments SET version = ?2, step = ?3, state = ?4, due_at = ?5, wait_event = ?6, updated_at = ?7, reason = ?8, hops = ?9, event_id = ?10 WHERE id = ?1",
             )
             .ctx("prepare update enrollment")?
             .execute(params![
@@ -48,7 +49,8 @@ impl EnrollmentTx for SqliteTx<'_> {
                 e.wait_event,
                 e.updated_at,
                 e.reason,
-                e.hops
+                e.hops,
+                e.event_id
             ])
             .ctx("update enrollment")?;
         Ok(())

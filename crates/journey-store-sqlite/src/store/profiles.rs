@@ -120,4 +120,15 @@ impl ProfileTx for SqliteTx<'_> {
             .ctx("insert event")?;
         Ok(self.tx.last_insert_rowid())
     }
+    fn event_payload(&mut self, id: i64) -> Result<Option<serde_json::Value>> {
+        let text: Option<String> = self
+            .tx
+            .prepare_cached("SELECT payload FROM events WHERE id = ?1")
+            .ctx("prepare event payload")?
+            .query_row([id], |r| r.get(0))
+            .optional()
+            .ctx("event payload")?;
+        text.map(|t| serde_json::from_str(&t).map_err(json_err("event payload")))
+            .transpose()
+    }
 }
