@@ -457,6 +457,18 @@ mod tests {
     }
 
     #[test]
+    fn optional_attributes_are_guarded_as_the_readme_says() {
+        let t = MessageTemplate::compile(
+            "m",
+            &json!({"a": "Hi {{ profile.nickname | default('there') }}",
+                    "b": "{% if profile.nickname is defined %}{{ profile.nickname }}{% else %}-{% endif %}"}),
+        )
+        .expect("compiles");
+        let out = t.render(&ctx(&json!({}), &json!(null))).expect("renders");
+        assert_eq!(out, json!({"a": "Hi there", "b": "-"}));
+    }
+
+    #[test]
     fn untemplated_messages_render_to_themselves() {
         let m = json!({"subject": "s", "n": 1});
         let t = MessageTemplate::compile("m", &m).expect("compiles");
