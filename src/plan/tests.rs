@@ -84,6 +84,19 @@ fn schema_and_validation_problems_are_found() {
             .any(|p| p.contains("spec.entry.event.condition")),
         "{c:?}"
     );
+    // A message template that does not compile is found before merge too, with its path.
+    let mut template = base("Published");
+    template["steps"]
+        .as_array_mut()
+        .expect("steps")
+        .push(json!({"id": "mail", "action": {"channel": "email", "message": {"subject": "{{ customer.name }}"}}}));
+    let c = one(None, Some(template));
+    assert!(
+        c.problems
+            .iter()
+            .any(|p| p.contains(".action.message.subject: unknown variable customer")),
+        "{c:?}"
+    );
 }
 
 #[test]
