@@ -136,8 +136,9 @@ fn bad_templates_are_refused_with_their_field_path() {
     );
 }
 
-#[test]
-fn webhook_deliveries_render_at_the_first_claim_and_resend_the_same_bytes() {
+/// A published journey `shop/sms` whose one step texts `Code {{ profile.code }}` through the
+/// webhook destination `sms`.
+fn sms_journey() -> Harness {
     let mut destinations = DestinationConfig::default();
     destinations.webhooks.insert(
         "sms".into(),
@@ -154,11 +155,15 @@ fn webhook_deliveries_render_at_the_first_claim_and_resend_the_same_bytes() {
     h.apply(
         "shop/sms",
         json!({"entry": {"event": {"name": "Go"}},
-               "steps": [
-                 {"id": "text", "action": {"channel": "sms", "destination": "sms", "message": {"body": "Code {{ profile.code }}"}}},
-               ]}),
+               "steps": [{"id": "text", "action": {"channel": "sms", "destination": "sms", "message": {"body": "Code {{ profile.code }}"}}}]}),
     );
     h.publish("shop/sms");
+    h
+}
+
+#[test]
+fn webhook_deliveries_render_at_the_first_claim_and_resend_the_same_bytes() {
+    let h = sms_journey();
     h.profile("ann", json!({"code": "111"}));
     h.event("ann", "Go", json!({}));
     h.run();
@@ -189,25 +194,7 @@ fn webhook_deliveries_render_at_the_first_claim_and_resend_the_same_bytes() {
 
 #[test]
 fn a_render_failure_at_send_time_sends_nothing() {
-    let mut destinations = DestinationConfig::default();
-    destinations.webhooks.insert(
-        "sms".into(),
-        WebhookDestination {
-            url: "https://sms.example/send".into(),
-            rate_limit: None,
-            credentials_file: None,
-        },
-    );
-    let h = Harness::with_config(EngineConfig {
-        destinations,
-        ..EngineConfig::default()
-    });
-    h.apply(
-        "shop/sms",
-        json!({"entry": {"event": {"name": "Go"}},
-               "steps": [{"id": "text", "action": {"channel": "sms", "destination": "sms", "message": {"body": "Code {{ profile.code }}"}}}]}),
-    );
-    h.publish("shop/sms");
+    let h = sms_journey();
     h.profile("bob", json!({}));
     h.event("bob", "Go", json!({}));
     h.run();
